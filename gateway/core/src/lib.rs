@@ -1,0 +1,22 @@
+//! Gatehouse's sans-IO core: parent sessions, tunnels, timers, address pools and the
+//! session-db state machine. Nothing here reads a clock, opens a socket or spawns a task:
+//! the node drives it with `now` and carries out the actions it returns (STYLE.md "Shape").
+#![warn(missing_docs)]
+
+pub mod policy;
+pub mod pool;
+pub mod session;
+pub mod sessiondb;
+pub mod time;
+pub mod tunnel;
+
+pub use policy::{GroupPolicy, SessionTimers};
+pub use pool::PoolRange;
+pub use session::{
+    Counters, EndReason, ParentSession, TokenHash, TunnelId, TunnelKind, TunnelRecord,
+};
+pub use sessiondb::{
+    AttachTunnel, Command, DetachTunnel, Ended, NewSession, Outcome, Rejection, SessionDb,
+};
+pub use time::{MonoMillis, UnixMillis};
+pub use tunnel::{TunnelEvent, TunnelTimer, TunnelTimers, TunnelTimersConfig};

@@ -1,0 +1,93 @@
+//! Start-up and shutdown: build the node from its config, bind, run, stop.
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::dataplane::DataPlane;
+use crate::db::SessionStore;
+use crate::node::{Node, Stopping};
+use crate::throttle::Throttle;
+use crate::tunnels::Tunnels;
+use crate::users::Users;
+use crate::{admin, gateway, metrics, sessions, tls};
+use anyhow::{Context, Result};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Run a node until SIGTERM/SIGINT (TERMINATE to clients) or SIGUSR2 (restart: clients
+/// reconnect and resume when the node is back).
+pub async fn run(cfg: Config) -> Result<()> {
+    std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+    let handle = metrics::install()?;
+    let identity = tls::load_or_generate(cfg.tls.as_ref(), &cfg.data_dir)?;
+    let users = Arc::new(Users::open(&cfg.users_file)?);
+    let db = SessionStore::open(cfg.node_id, &cfg.data_dir).await?;
+    let dp = DataPlane::open(&cfg)?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("binding {}", cfg.listen))?;
+    let (stop_tx, stop_rx) = watch::channel(Stopping::No);
+    let node = Arc::new(Node {
+        clock: Clock::new(),
+        db,
+        dp: dp.clone(),
+        tunnels: Tunnels::default(),
+        users,
+        throttle: Throttle::new(cfg.login.clone()),
+        rng: ring::rand::SystemRandom::new(),
+        tls: tokio_rustls::TlsAcceptor::from(identity.server_config.clone()),
+        stopping: stop_rx,
+        cfg,
+    });
+    sessions::reconcile_after_restart(&node).await;
+    tokio::spawn(dp.run_reader());
+    tokio::spawn(sessions::follow_endings(node.clone()));
+    tokio::spawn(sessions::run_session_timers(node.clone()));
+    tokio::spawn(sessions::run_gauges(node.clone()));
+    if let Some(addr) = node.cfg.metrics_listen {
+        tokio::spawn(async move {
+            if let Err(e) = metrics::serve(addr, handle).await {
+                tracing::error!("metrics endpoint: {e:#}");
+            }
+        });
+    }
+    let admin_task = tokio::spawn(admin::serve(node.clone()));
+    tracing::info!(
+        node = node.cfg.node_id,
+        listen = %node.cfg.listen,
+        pin = %identity.pin,
+        cert = %identity.cert_path.display(),
+        "gatehouse node ready"
+    );
+    eprintln!("gatehouse: listening on {} — openconnect --servercert {}", node.cfg.listen, identity.pin);
+    let serve = tokio::spawn(gateway::serve(node.clone(), listener));
+
+    let how = wait_for_signal().await;
+    tracing::info!(?how, "stopping");
+    let _ = stop_tx.send(how);
+    serve.abort();
+    // Let tunnels say goodbye and detach before Raft stops.
+    for _ in 0..40 {
+        if node.tunnels.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    admin_task.abort();
+    node.db.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() -> Stopping {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut usr2)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::user_defined2()))
+    else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => Stopping::Terminate,
+        _ = int.recv() => Stopping::Terminate,
+        _ = usr2.recv() => Stopping::Restart,
+    }
+}

@@ -1,0 +1,462 @@
+//! One TOML file per node. Parsed into raw serde structs, then validated into [`Config`];
+//! every error names the file, the key and what is accepted (exit code 64 in `main`).
+
+use gatehouse_core::{GroupPolicy, PoolRange};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A configuration error: which file, which key, what was wrong and what is accepted.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {key}: {message}")]
+pub struct ConfigError {
+    /// The config file.
+    pub file: String,
+    /// The offending key, dotted (`group_policy[0].idle_timeout`).
+    pub key: String,
+    /// What was wrong and what is accepted.
+    pub message: String,
+}
+
+/// How the pool reaches the inside network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InsideMode {
+    /// The inside network routes the pool to this node.
+    Routed,
+    /// Masquerade the pool behind the inside interface's address.
+    Nat {
+        /// The inside interface.
+        interface: String,
+    },
+}
+
+/// Login throttling.
+#[derive(Debug, Clone)]
+pub struct LoginLimits {
+    /// Failures from one source address tolerated within `window` before slowing down.
+    pub max_failures_per_source: u32,
+    /// Failures for one username tolerated within `window` before slowing down.
+    pub max_failures_per_user: u32,
+    /// Window over which failures are counted.
+    pub window: Duration,
+    /// Base delay once over the limit; doubles per further failure, capped at 32 × base.
+    pub delay: Duration,
+}
+
+/// A tunnel group (connection profile).
+#[derive(Debug, Clone)]
+pub struct TunnelGroup {
+    /// Name shown in the group list.
+    pub name: String,
+    /// Default group policy.
+    pub group_policy: String,
+}
+
+/// The validated node configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Path the config was read from.
+    pub file: PathBuf,
+    /// Raft node id.
+    pub node_id: u64,
+    /// Client-facing TLS listener.
+    pub listen: SocketAddr,
+    /// Data directory (sled, generated certificate).
+    pub data_dir: PathBuf,
+    /// Certificate and key PEM files; `None` = self-signed, generated in the data dir.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Local admin gRPC listener.
+    pub admin_listen: SocketAddr,
+    /// Prometheus metrics listener.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Users file (argon2id hashes).
+    pub users_file: PathBuf,
+    /// Tun device name.
+    pub tun_name: String,
+    /// Tun MTU; also the CSTP MTU offered to clients.
+    pub mtu: u16,
+    /// Routed or NAT.
+    pub inside: InsideMode,
+    /// Bound for the TLS handshake and for each HTTP request head and body.
+    pub request_timeout: Duration,
+    /// Banner shown after login.
+    pub banner: Option<String>,
+    /// Login throttling.
+    pub login: LoginLimits,
+    /// Address pools by name.
+    pub pools: BTreeMap<String, PoolRange>,
+    /// Each pool's network and prefix length, for routes and the netmask sent to clients.
+    pub pool_prefixes: BTreeMap<String, (Ipv4Addr, u8)>,
+    /// Group policies by name.
+    pub group_policies: BTreeMap<String, GroupPolicy>,
+    /// Tunnel groups in config order; the first is the default.
+    pub tunnel_groups: Vec<TunnelGroup>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    node: RawNode,
+    #[serde(default)]
+    login: RawLogin,
+    #[serde(default)]
+    pool: Vec<RawPool>,
+    #[serde(default)]
+    group_policy: Vec<RawPolicy>,
+    #[serde(default)]
+    tunnel_group: Vec<RawTunnelGroup>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    id: Option<u64>,
+    listen: Option<String>,
+    data_dir: Option<String>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
+    admin_listen: Option<String>,
+    metrics_listen: Option<String>,
+    users_file: Option<String>,
+    tun_name: Option<String>,
+    mtu: Option<u16>,
+    mode: Option<String>,
+    nat_interface: Option<String>,
+    request_timeout: Option<String>,
+    banner: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLogin {
+    max_failures_per_source: Option<u32>,
+    max_failures_per_user: Option<u32>,
+    failure_window: Option<String>,
+    delay: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPool {
+    name: String,
+    cidr: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    name: String,
+    address_pool: String,
+    #[serde(default)]
+    dns: Vec<String>,
+    default_domain: Option<String>,
+    #[serde(default)]
+    split_include: Vec<String>,
+    dpd_interval_gateway: Option<String>,
+    dpd_interval_client: Option<String>,
+    keepalive: Option<String>,
+    idle_timeout: Option<String>,
+    disconnected_timeout: Option<String>,
+    max_connect_time: Option<String>,
+    simultaneous_logins: Option<u32>,
+    auto_reconnect: Option<bool>,
+    auto_reconnect_behavior: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTunnelGroup {
+    name: String,
+    group_policy: String,
+}
+
+/// Parse `"30s"`, `"5m"`, `"2h"`, `"1d"`, `"500ms"`; `"none"`/`"0"` mean disabled (`None`).
+pub fn parse_duration(s: &str) -> Result<Option<Duration>, String> {
+    let t = s.trim();
+    if t == "none" || t == "0" || t == "unlimited" {
+        return Ok(None);
+    }
+    let (num, unit) = t
+        .find(|c: char| !c.is_ascii_digit())
+        .map(|i| t.split_at(i))
+        .ok_or_else(|| format!("{s:?} has no unit; use e.g. \"30s\", \"5m\", \"2h\", \"1d\", \"500ms\" or \"none\""))?;
+    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a number followed by a unit"))?;
+    let ms = match unit {
+        "ms" => n,
+        "s" => n * 1000,
+        "m" => n * 60_000,
+        "h" => n * 3_600_000,
+        "d" => n * 86_400_000,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?}; accepted: ms, s, m, h, d, or \"none\"")),
+    };
+    Ok(if ms == 0 { None } else { Some(Duration::from_millis(ms)) })
+}
+
+/// Parse `a.b.c.d/len`.
+pub fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
+    let (a, l) = s.split_once('/').ok_or_else(|| format!("{s:?} is not an IPv4 prefix like \"10.0.0.0/24\""))?;
+    let addr: Ipv4Addr = a.parse().map_err(|_| format!("{a:?} is not an IPv4 address"))?;
+    let len: u8 = l.parse().ok().filter(|l| *l <= 32).ok_or_else(|| format!("{l:?} is not a prefix length 0-32"))?;
+    Ok((addr, len))
+}
+
+impl Config {
+    /// Read and validate a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.display().to_string(),
+            key: "-".into(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Validate config text; `path` names the file in errors and anchors relative paths.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let err = |key: &str, message: String| ConfigError { file: file.clone(), key: key.to_string(), message };
+        let raw: Raw = toml::from_str(text).map_err(|e| {
+            let key = e.span().map(|sp| {
+                let line = text[..sp.start.min(text.len())].lines().count().max(1);
+                format!("line {line}")
+            });
+            err(&key.unwrap_or_else(|| "-".into()), e.message().to_string())
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let rel = |p: &str| -> PathBuf {
+            let p = PathBuf::from(p);
+            if p.is_absolute() { p } else { base.join(p) }
+        };
+        let n = &raw.node;
+        let sock = |key: &str, v: &Option<String>, default: &str| -> Result<SocketAddr, ConfigError> {
+            let s = v.as_deref().unwrap_or(default);
+            s.parse().map_err(|_| err(key, format!("{s:?} is not an address:port like \"0.0.0.0:443\"")))
+        };
+        let dur = |key: &str, v: &Option<String>, default: Option<Duration>| -> Result<Option<Duration>, ConfigError> {
+            match v {
+                None => Ok(default),
+                Some(s) => parse_duration(s).map_err(|m| err(key, m)),
+            }
+        };
+        let listen = sock("node.listen", &n.listen, "0.0.0.0:443")?;
+        let admin_listen = sock("node.admin_listen", &n.admin_listen, "127.0.0.1:8444")?;
+        let metrics_listen = match &n.metrics_listen {
+            Some(s) if s == "none" => None,
+            other => Some(sock("node.metrics_listen", other, "127.0.0.1:9464")?),
+        };
+        if !admin_listen.ip().is_loopback() {
+            return Err(err("node.admin_listen", "the admin API has no authentication; it must listen on a loopback address".into()));
+        }
+        let tls = match (&n.tls_cert, &n.tls_key) {
+            (Some(c), Some(k)) => Some((rel(c), rel(k))),
+            (None, None) => None,
+            _ => return Err(err("node.tls_cert", "set both tls_cert and tls_key, or neither (self-signed)".into())),
+        };
+        let inside = match n.mode.as_deref().unwrap_or("routed") {
+            "routed" => InsideMode::Routed,
+            "nat" => InsideMode::Nat {
+                interface: n.nat_interface.clone().ok_or_else(|| err("node.nat_interface", "mode = \"nat\" needs nat_interface (the inside interface)".into()))?,
+            },
+            m => return Err(err("node.mode", format!("{m:?}: accepted values are \"routed\" and \"nat\""))),
+        };
+        let mtu = n.mtu.unwrap_or(1399);
+        if !(576..=9000).contains(&mtu) {
+            return Err(err("node.mtu", format!("{mtu}: accepted range is 576-9000")));
+        }
+        let tun_name = n.tun_name.clone().unwrap_or_else(|| "gh0".into());
+        if tun_name.is_empty() || tun_name.len() > 15 || !tun_name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(err("node.tun_name", format!("{tun_name:?}: 1-15 characters of [A-Za-z0-9_-]")));
+        }
+        let request_timeout = dur("node.request_timeout", &n.request_timeout, Some(Duration::from_secs(10)))?
+            .ok_or_else(|| err("node.request_timeout", "must not be \"none\": it bounds slow clients".into()))?;
+        let l = &raw.login;
+        let login = LoginLimits {
+            max_failures_per_source: l.max_failures_per_source.unwrap_or(5),
+            max_failures_per_user: l.max_failures_per_user.unwrap_or(5),
+            window: dur("login.failure_window", &l.failure_window, Some(Duration::from_secs(300)))?.unwrap_or(Duration::from_secs(300)),
+            delay: dur("login.delay", &l.delay, Some(Duration::from_secs(1)))?.unwrap_or_default(),
+        };
+
+        let mut pools = BTreeMap::new();
+        let mut pool_prefixes = BTreeMap::new();
+        for (i, p) in raw.pool.iter().enumerate() {
+            let key = format!("pool[{i}].cidr");
+            let (net, len) = parse_cidr(&p.cidr).map_err(|m| err(&key, m))?;
+            let range = PoolRange::from_cidr(&p.name, net, len).ok_or_else(|| err(&key, format!("/{len} is too small; use /30 or larger")))?;
+            pool_prefixes.insert(p.name.clone(), (net, len));
+            if pools.insert(p.name.clone(), range).is_some() {
+                return Err(err(&format!("pool[{i}].name"), format!("{:?} is defined twice", p.name)));
+            }
+        }
+        if pools.is_empty() {
+            return Err(err("pool", "at least one [[pool]] with name and cidr is required".into()));
+        }
+        let mut group_policies = BTreeMap::new();
+        for (i, p) in raw.group_policy.iter().enumerate() {
+            let k = |f: &str| format!("group_policy[{i}].{f}");
+            if !pools.contains_key(&p.address_pool) {
+                return Err(err(&k("address_pool"), format!("{:?} is not a [[pool]] name; defined: {:?}", p.address_pool, pools.keys().collect::<Vec<_>>())));
+            }
+            let mut g = GroupPolicy::with_defaults(&p.name, &p.address_pool);
+            for (j, d) in p.dns.iter().enumerate() {
+                g.dns.push(d.parse().map_err(|_| err(&format!("{}[{j}]", k("dns")), format!("{d:?} is not an IPv4 address")))?);
+            }
+            g.default_domain = p.default_domain.clone();
+            for (j, r) in p.split_include.iter().enumerate() {
+                g.split_include.push(parse_cidr(r).map_err(|m| err(&format!("{}[{j}]", k("split_include")), m))?);
+            }
+            g.dpd_interval_gateway = dur(&k("dpd_interval_gateway"), &p.dpd_interval_gateway, g.dpd_interval_gateway)?;
+            g.dpd_interval_client = dur(&k("dpd_interval_client"), &p.dpd_interval_client, g.dpd_interval_client)?;
+            g.keepalive = dur(&k("keepalive"), &p.keepalive, g.keepalive)?;
+            g.idle_timeout = dur(&k("idle_timeout"), &p.idle_timeout, g.idle_timeout)?;
+            // Disconnected timeout = idle timeout unless set (DESIGN.md §2.4).
+            g.disconnected_timeout = dur(&k("disconnected_timeout"), &p.disconnected_timeout, g.idle_timeout)?;
+            g.max_connect_time = dur(&k("max_connect_time"), &p.max_connect_time, None)?;
+            g.simultaneous_logins = p.simultaneous_logins.unwrap_or(3);
+            if g.simultaneous_logins == 0 {
+                return Err(err(&k("simultaneous_logins"), "0 would refuse every login; accepted: 1 or more".into()));
+            }
+            g.auto_reconnect = p.auto_reconnect.unwrap_or(true);
+            if let Some(b) = &p.auto_reconnect_behavior {
+                if b != "reconnect-after-resume" && b != "disconnect-on-suspend" {
+                    return Err(err(&k("auto_reconnect_behavior"), format!("{b:?}: accepted \"reconnect-after-resume\" or \"disconnect-on-suspend\"")));
+                }
+                g.auto_reconnect_behavior = b.clone();
+            }
+            if group_policies.insert(p.name.clone(), g).is_some() {
+                return Err(err(&k("name"), format!("{:?} is defined twice", p.name)));
+            }
+        }
+        if group_policies.is_empty() {
+            return Err(err("group_policy", "at least one [[group_policy]] is required".into()));
+        }
+        let mut tunnel_groups = Vec::new();
+        for (i, t) in raw.tunnel_group.iter().enumerate() {
+            if !group_policies.contains_key(&t.group_policy) {
+                return Err(err(&format!("tunnel_group[{i}].group_policy"), format!("{:?} is not a [[group_policy]] name", t.group_policy)));
+            }
+            if tunnel_groups.iter().any(|g: &TunnelGroup| g.name == t.name) {
+                return Err(err(&format!("tunnel_group[{i}].name"), format!("{:?} is defined twice", t.name)));
+            }
+            tunnel_groups.push(TunnelGroup { name: t.name.clone(), group_policy: t.group_policy.clone() });
+        }
+        if tunnel_groups.is_empty() {
+            return Err(err("tunnel_group", "at least one [[tunnel_group]] is required".into()));
+        }
+        Ok(Config {
+            file: path.to_path_buf(),
+            node_id: n.id.unwrap_or(1),
+            listen,
+            data_dir: rel(n.data_dir.as_deref().unwrap_or("data")),
+            tls,
+            admin_listen,
+            metrics_listen,
+            users_file: rel(n.users_file.as_deref().unwrap_or("users.toml")),
+            tun_name,
+            mtu,
+            inside,
+            request_timeout,
+            banner: n.banner.clone(),
+            login,
+            pools,
+            pool_prefixes,
+            group_policies,
+            tunnel_groups,
+        })
+    }
+
+    /// The policy a tunnel group logs users in with.
+    pub fn policy_of(&self, tunnel_group: &str) -> Option<&GroupPolicy> {
+        let tg = self.tunnel_groups.iter().find(|t| t.name == tunnel_group)?;
+        self.group_policies.get(&tg.group_policy)
+    }
+}
+
+/// The configuration `gatehouse demo` writes for a local node.
+pub fn demo_config(data_dir: &str, listen: &str) -> String {
+    format!(
+        r#"# Gatehouse node configuration (generated by `gatehouse demo`). Reference: docs/configuration.md
+[node]
+id = 1
+listen = "{listen}"
+data_dir = "{data_dir}"
+admin_listen = "127.0.0.1:8444"
+metrics_listen = "127.0.0.1:9464"
+users_file = "users.toml"
+tun_name = "gh0"
+mode = "routed"
+
+[login]
+max_failures_per_source = 5
+max_failures_per_user = 5
+failure_window = "5m"
+delay = "1s"
+
+[[pool]]
+name = "default"
+cidr = "10.99.0.0/24"
+
+[[group_policy]]
+name = "default"
+address_pool = "default"
+dns = ["10.99.0.1"]
+default_domain = "gatehouse.test"
+split_include = ["10.99.0.0/24"]
+dpd_interval_gateway = "30s"
+dpd_interval_client = "30s"
+keepalive = "20s"
+idle_timeout = "30m"
+simultaneous_logins = 3
+
+[[tunnel_group]]
+name = "default"
+group_policy = "default"
+"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(t: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("/etc/gatehouse/node.toml"), t)
+    }
+
+    #[test]
+    fn demo_config_is_valid_with_reference_defaults() {
+        let c = parse(&demo_config("data", "0.0.0.0:443")).unwrap();
+        let p = c.policy_of("default").unwrap();
+        assert_eq!(p.disconnected_timeout, Some(Duration::from_secs(1800)));
+        assert_eq!(p.max_connect_time, None);
+        assert_eq!(c.data_dir, PathBuf::from("/etc/gatehouse/data"));
+    }
+
+    #[test]
+    fn errors_name_file_key_and_accepted_values() {
+        let bad = demo_config("d", "0.0.0.0:443").replace("idle_timeout = \"30m\"", "idle_timeout = \"30 minutes\"");
+        let e = parse(&bad).unwrap_err().to_string();
+        assert!(e.starts_with("/etc/gatehouse/node.toml: group_policy[0].idle_timeout:"), "{e}");
+        assert!(e.contains("accepted"), "{e}");
+        let bad = demo_config("d", "0.0.0.0:443").replace("mode = \"routed\"", "mode = \"bridge\"");
+        let e = parse(&bad).unwrap_err().to_string();
+        assert!(e.contains("node.mode") && e.contains("\"routed\""), "{e}");
+        let bad = demo_config("d", "0.0.0.0:443").replace("address_pool = \"default\"", "address_pool = \"nope\"");
+        assert!(parse(&bad).unwrap_err().to_string().contains("group_policy[0].address_pool"));
+        let bad = demo_config("d", "nonsense");
+        assert!(parse(&bad).unwrap_err().to_string().contains("node.listen"));
+        let bad = demo_config("d", "0.0.0.0:443") + "\n[bogus]\n";
+        assert!(parse(&bad).unwrap_err().to_string().contains("bogus"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s").unwrap(), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("500ms").unwrap(), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("none").unwrap(), None);
+        assert!(parse_duration("30").is_err());
+        assert!(parse_duration("3x").is_err());
+    }
+}

@@ -1,0 +1,144 @@
+//! The client-facing listener: TLS handshake, then HTTP requests on the connection until it
+//! becomes a CSTP tunnel (`CONNECT /CSCOSSLC/tunnel`) or closes. Every stage is bounded by
+//! `request_timeout`, and every refusal is counted in `gatehouse_bad_input_total`.
+
+use crate::metrics as m;
+use crate::node::Node;
+use crate::{cstp, login};
+use bytes::BytesMut;
+use gatehouse_proto::http::{self, HttpError, RequestHead};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// The TLS stream of a client connection.
+pub type ClientStream = tokio_rustls::server::TlsStream<TcpStream>;
+
+/// Count a refused input.
+pub fn bad_input(stage: &'static str, reason: &'static str) {
+    metrics::counter!(m::BAD_INPUT, "stage" => stage, "reason" => reason).increment(1);
+}
+
+/// Accept clients until the node stops.
+pub async fn serve(node: Arc<Node>, listener: TcpListener) {
+    let mut stopping = node.stopping.clone();
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((tcp, peer)) => {
+                    let node = node.clone();
+                    tokio::spawn(async move { handle(node, tcp, peer).await });
+                }
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            _ = stopping.changed() => return,
+        }
+    }
+}
+
+async fn handle(node: Arc<Node>, tcp: TcpStream, peer: SocketAddr) {
+    let _ = tcp.set_nodelay(true);
+    let local_port = tcp.local_addr().map(|a| a.port()).unwrap_or(0);
+    let limit = node.cfg.request_timeout;
+    let mut tls = match tokio::time::timeout(limit, node.tls.accept(tcp)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, "TLS handshake failed: {e}");
+            bad_input("tls", "handshake");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            bad_input("tls", "timeout");
+            return;
+        }
+    };
+    // One CSTP frame per TLS record: never let rustls split a write for lack of buffer
+    // (openconnect rejects a frame split across records). Backpressure comes from flush.
+    tls.get_mut().1.set_buffer_limit(None);
+    let mut buf = BytesMut::with_capacity(4096);
+    loop {
+        let req = match tokio::time::timeout(limit, read_request(&mut tls, &mut buf)).await {
+            Ok(Ok(Some(r))) => r,
+            Ok(Ok(None)) => return,
+            Ok(Err(ReadError::Http(e))) => {
+                tracing::info!(%peer, "refused request: {e}");
+                bad_input("http", e.reason());
+                let code = match e {
+                    HttpError::HeadTooLarge | HttpError::TooManyHeaders => (431, "Request Header Fields Too Large"),
+                    HttpError::BodyTooLarge(_) => (413, "Payload Too Large"),
+                    HttpError::Unsupported(_) => (501, "Not Implemented"),
+                    HttpError::Malformed(_) => (400, "Bad Request"),
+                };
+                let _ = tls.write_all(&http::response(code.0, code.1, &[("Connection", "close")], b"")).await;
+                let _ = tls.shutdown().await;
+                return;
+            }
+            Ok(Err(ReadError::Io)) => return,
+            Err(_) => {
+                tracing::debug!(%peer, "request timed out");
+                bad_input("http", "timeout");
+                let _ = tls
+                    .write_all(&http::response(408, "Request Timeout", &[("Connection", "close")], b""))
+                    .await;
+                let _ = tls.shutdown().await;
+                return;
+            }
+        };
+        let (head, body) = req;
+        if head.method == "CONNECT" {
+            if head.path == "/CSCOSSLC/tunnel" {
+                cstp::run(node, tls, buf, head, peer, local_port).await;
+            } else {
+                bad_input("http", "connect_path");
+                let _ = tls.write_all(&http::response(404, "Not Found", &[("Connection", "close")], b"")).await;
+            }
+            return;
+        }
+        let keep = head.keep_alive();
+        let resp = login::handle(&node, &head, &body, peer).await;
+        if tls.write_all(&resp).await.is_err() || !keep {
+            let _ = tls.shutdown().await;
+            return;
+        }
+    }
+}
+
+enum ReadError {
+    Http(HttpError),
+    Io,
+}
+
+/// Read one request head and its body. `Ok(None)` on a clean close between requests.
+async fn read_request<S: AsyncRead + Unpin>(
+    s: &mut S,
+    buf: &mut BytesMut,
+) -> Result<Option<(RequestHead, Vec<u8>)>, ReadError> {
+    let head = loop {
+        if let Some(h) = http::parse_request_head(buf).map_err(ReadError::Http)? {
+            break h;
+        }
+        let n = s.read_buf(buf).await.map_err(|_| ReadError::Io)?;
+        if n == 0 {
+            if buf.is_empty() {
+                return Ok(None);
+            }
+            return Err(ReadError::Io);
+        }
+    };
+    let _ = buf.split_to(head.head_len);
+    let len = head.content_length().map_err(ReadError::Http)?;
+    while buf.len() < len {
+        let n = s.read_buf(buf).await.map_err(|_| ReadError::Io)?;
+        if n == 0 {
+            return Err(ReadError::Io);
+        }
+    }
+    let body = buf.split_to(len).to_vec();
+    Ok(Some((head, body)))
+}

@@ -1,0 +1,24 @@
+//! The Gatehouse node: the tokio driver around gatehouse-core.
+//!
+//! Where things live: `gateway` (TLS listener, HTTP), `login` (password check, session
+//! creation), `token` (cookies), `cstp` (the tunnel loop; DPD rules are in
+//! `gatehouse_core::tunnel`), `dataplane` (tun device and routes), `db` (Raft session db),
+//! `sessions` (session timers, endings), `admin` (gRPC admin API), `metrics`, `config`.
+
+pub mod admin;
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod cstp;
+pub mod dataplane;
+pub mod db;
+pub mod gateway;
+pub mod login;
+pub mod metrics;
+pub mod node;
+pub mod sessions;
+pub mod throttle;
+pub mod tls;
+pub mod token;
+pub mod tunnels;
+pub mod users;

@@ -1,0 +1,117 @@
+//! `gatehouse`: run a node from its config, or a local demo node with embedded defaults.
+
+use clap::{Parser, Subcommand};
+use gatehouse_node::config::{demo_config, Config};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "gatehouse", version, about = "Gatehouse VPN headend node")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a node from its TOML config.
+    Run {
+        /// Config file.
+        #[arg(short, long, default_value = "/etc/gatehouse/node.toml")]
+        config: PathBuf,
+    },
+    /// Check a config file and exit (0 = valid, 64 = invalid).
+    Check {
+        /// Config file.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Run a local node with embedded defaults: writes DIR/node.toml and a demo user on first
+    /// start, a self-signed certificate, sled in DIR/data; prints how to connect.
+    Demo {
+        /// Directory for config, users and data.
+        #[arg(long, default_value = "gatehouse-demo")]
+        dir: PathBuf,
+        /// Client-facing listener.
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: String,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,openraft=warn,sled=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let path = match cli.cmd {
+        Cmd::Run { config } => config,
+        Cmd::Check { config } => {
+            return match Config::load(&config) {
+                Ok(_) => {
+                    eprintln!("{}: ok", config.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("gatehouse: bad config: {e}");
+                    ExitCode::from(64)
+                }
+            };
+        }
+        Cmd::Demo { dir, listen } => match prepare_demo(&dir, &listen) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("gatehouse: {e:#}");
+                return ExitCode::from(1);
+            }
+        },
+    };
+    let cfg = match Config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("gatehouse: bad config: {e}");
+            return ExitCode::from(64);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("gatehouse: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(gatehouse_node::app::run(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gatehouse: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Demo user created on first start of `gatehouse demo`.
+const DEMO_USER: &str = "demo";
+const DEMO_PASSWORD: &str = "gatehouse-demo";
+
+fn prepare_demo(dir: &std::path::Path, listen: &str) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let cfg = dir.join("node.toml");
+    if !cfg.exists() {
+        std::fs::write(&cfg, demo_config("data", listen))?;
+    }
+    let users = dir.join("users.toml");
+    if !users.exists() {
+        gatehouse_node::users::add_user(&users, DEMO_USER, DEMO_PASSWORD)?;
+    }
+    let c = Config::load(&cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let pin = gatehouse_node::tls::load_or_generate(c.tls.as_ref(), &c.data_dir)?.pin;
+    eprintln!(
+        "\nGatehouse demo node\n  config : {}\n  user   : {DEMO_USER} / {DEMO_PASSWORD}\n  connect: echo {DEMO_PASSWORD} | sudo openconnect --protocol=anyconnect --servercert {pin} -u {DEMO_USER} --passwd-on-stdin https://{}/\n  sessions: gatehousectl show vpn-sessiondb detail\n",
+        cfg.display(),
+        c.listen
+    );
+    Ok(cfg)
+}

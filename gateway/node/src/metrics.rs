@@ -1,0 +1,73 @@
+//! Every metric name in one place, and the Prometheus endpoint. docs/metrics.md lists them.
+
+use anyhow::{Context, Result};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::net::SocketAddr;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Gauge: sessions with an ssl tunnel.
+pub const SESSIONS_ACTIVE: &str = "gatehouse_sessions_active";
+/// Gauge: sessions waiting to resume (no ssl tunnel).
+pub const SESSIONS_INACTIVE: &str = "gatehouse_sessions_inactive";
+/// Gauge: tunnels terminated on this node, label `kind` (ssl, dtls, quic).
+pub const TUNNELS: &str = "gatehouse_tunnels";
+/// Counter: logins, label `result` (ok, failed, throttled, refused, error).
+pub const LOGINS: &str = "gatehouse_logins_total";
+/// Counter: tunnels that resumed an existing parent session with its cookie.
+pub const RESUMES: &str = "gatehouse_resumes_total";
+/// Counter: tunnels torn down by gateway DPD.
+pub const DPD_TEARDOWNS: &str = "gatehouse_dpd_teardowns_total";
+/// Counter: tunnels torn down by the idle timeout.
+pub const IDLE_TEARDOWNS: &str = "gatehouse_idle_teardowns_total";
+/// Counter: sessions ended, label `reason`.
+pub const SESSIONS_ENDED: &str = "gatehouse_sessions_ended_total";
+/// Counter: tunnel payload bytes, label `dir` (tx = to clients, rx = from clients).
+pub const TUNNEL_BYTES: &str = "gatehouse_tunnel_bytes_total";
+/// Counter: tunnel packets, label `dir`.
+pub const TUNNEL_PACKETS: &str = "gatehouse_tunnel_packets_total";
+/// Counter: bad input refused, labels `stage` (tls, http, auth, cookie, cstp) and `reason`.
+pub const BAD_INPUT: &str = "gatehouse_bad_input_total";
+/// Counter: packets from the tun device with no session owning the destination.
+pub const TUN_NO_ROUTE: &str = "gatehouse_tun_no_route_total";
+/// Counter: packets dropped because a tunnel's queue was full.
+pub const TUNNEL_QUEUE_DROPS: &str = "gatehouse_tunnel_queue_drops_total";
+/// Histogram: seconds from proposing a command to its commit and apply.
+pub const COMMIT_SECONDS: &str = "gatehouse_raft_commit_seconds";
+
+/// Install the global recorder; returns the handle that renders the exposition text.
+pub fn install() -> Result<PrometheusHandle> {
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(COMMIT_SECONDS.into()),
+            &[0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0],
+        )
+        .context("histogram buckets")?
+        .install_recorder()
+        .context("installing the metrics recorder")
+}
+
+/// Serve `GET /metrics` (any path, really) on `addr` in plain HTTP.
+pub async fn serve(addr: SocketAddr, handle: PrometheusHandle) -> Result<()> {
+    let l = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding metrics on {addr}"))?;
+    loop {
+        let (mut s, _) = match l.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::debug!("metrics accept: {e}");
+                continue;
+            }
+        };
+        let h = handle.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 1024];
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf)).await;
+            let body = h.render();
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(head.as_bytes()).await;
+            let _ = s.write_all(body.as_bytes()).await;
+        });
+    }
+}

@@ -1,0 +1,55 @@
+//! The node: everything a running gateway holds, built once from the config.
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::dataplane::DataPlane;
+use crate::db::SessionStore;
+use crate::throttle::Throttle;
+use crate::tunnels::Tunnels;
+use crate::users::Users;
+use ring::rand::SystemRandom;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// How the node is stopping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopping {
+    /// Running.
+    No,
+    /// Operator stop (SIGTERM/SIGINT): clients get CSTP TERMINATE and leave.
+    Terminate,
+    /// Restart (SIGUSR2): connections close without TERMINATE, so clients reconnect and
+    /// resume with their cookies when the node is back.
+    Restart,
+}
+
+/// Shared state of a running node.
+pub struct Node {
+    /// Validated config.
+    pub cfg: Config,
+    /// The one clock.
+    pub clock: Clock,
+    /// Replicated session db.
+    pub db: SessionStore,
+    /// Tun device and inner-address routes.
+    pub dp: Arc<DataPlane>,
+    /// Tunnels running here.
+    pub tunnels: Tunnels,
+    /// Local users.
+    pub users: Arc<Users>,
+    /// Login throttling.
+    pub throttle: Throttle,
+    /// CSPRNG for tokens.
+    pub rng: SystemRandom,
+    /// TLS acceptor for clients.
+    pub tls: tokio_rustls::TlsAcceptor,
+    /// Stop signal.
+    pub stopping: watch::Receiver<Stopping>,
+}
+
+impl Node {
+    /// Whether the node is stopping.
+    pub fn is_stopping(&self) -> bool {
+        *self.stopping.borrow() != Stopping::No
+    }
+}

@@ -1,0 +1,98 @@
+//! The node's session-level background work, all driven by the replicated state:
+//! - session timers: sleep until the earliest replicated deadline, then propose `Expire`
+//!   (the disconnected timer and max connect time end sessions here);
+//! - the ended-session journal: tell local tunnels of sessions that ended anywhere;
+//! - start-up reconciliation: tunnels recorded on this node died with its last run;
+//! - session gauges.
+
+use crate::metrics as m;
+use crate::node::Node;
+use crate::tunnels::TunnelCtl;
+use gatehouse_core::{Command, DetachTunnel, EndReason, TunnelKind};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Detach every tunnel the replicated state still records on this node: after a restart
+/// none of them exists, so their sessions are inactive from now on.
+pub async fn reconcile_after_restart(node: &Node) {
+    let me = node.db.node_id();
+    let stale: Vec<_> =
+        node.db.read(|db| db.sessions().flat_map(|s| s.tunnels.iter()).filter(|t| t.node == me).map(|t| t.id).collect());
+    for id in stale {
+        let cmd = Command::Detach(DetachTunnel { at: node.clock.unix(), id, counters: Default::default() });
+        if let Err(e) = node.db.propose(cmd).await {
+            tracing::warn!(tunnel = %id, "could not detach a stale tunnel: {e}");
+        }
+    }
+}
+
+/// Follow the ended-session journal and close local tunnels of ended sessions.
+pub async fn follow_endings(node: Arc<Node>) {
+    let mut applied = node.db.applied();
+    let mut seen = node.db.read(|db| db.end_seq());
+    loop {
+        let ended: Vec<(u64, EndReason)> =
+            node.db.read(|db| db.ended_since(seen).map(|e| (e.index, e.reason)).collect());
+        seen = node.db.read(|db| db.end_seq());
+        for (index, reason) in ended {
+            metrics::counter!(m::SESSIONS_ENDED, "reason" => reason_label(reason)).increment(1);
+            tracing::info!(session = index, reason = reason.text(), "session ended");
+            node.tunnels.send_session(index, TunnelCtl::SessionEnded(reason));
+        }
+        if applied.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+fn reason_label(r: EndReason) -> &'static str {
+    match r {
+        EndReason::UserRequested => "user_requested",
+        EndReason::AdminLogoff => "admin_logoff",
+        EndReason::DisconnectedTimeout => "disconnected_timeout",
+        EndReason::MaxConnectTime => "max_connect_time",
+        EndReason::SimultaneousLogins => "simultaneous_logins",
+    }
+}
+
+/// Propose `Expire` for sessions whose replicated deadline passed. Only the leader proposes
+/// (any node computes the same deadlines; one proposal is enough).
+pub async fn run_session_timers(node: Arc<Node>) {
+    let mut applied = node.db.applied();
+    loop {
+        let now = node.clock.unix();
+        let next = node.db.read(|db| db.next_deadline());
+        if node.db.is_leader() {
+            let due = node.db.read(|db| db.expired(now));
+            for (index, _) in due {
+                if let Err(e) = node.db.propose(Command::Expire { at: now, index }).await {
+                    tracing::warn!(session = index, "expiry not committed: {e}");
+                }
+            }
+        }
+        let wait = match next {
+            Some((t, _)) if t > now => t.since(now),
+            // Due now but not leader (or a failed proposal): retry shortly.
+            Some(_) => Duration::from_millis(200),
+            None => Duration::from_secs(3600),
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            r = applied.changed() => if r.is_err() { return },
+        }
+    }
+}
+
+/// Refresh the session and tunnel gauges once a second.
+pub async fn run_gauges(node: Arc<Node>) {
+    loop {
+        let (active, inactive) = node.db.read(|db| {
+            let a = db.sessions().filter(|s| s.inactive_since.is_none()).count();
+            (a, db.len() - a)
+        });
+        metrics::gauge!(m::SESSIONS_ACTIVE).set(active as f64);
+        metrics::gauge!(m::SESSIONS_INACTIVE).set(inactive as f64);
+        metrics::gauge!(m::TUNNELS, "kind" => "ssl").set(node.tunnels.count(TunnelKind::Ssl) as f64);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}

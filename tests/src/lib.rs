@@ -21,6 +21,7 @@
 //! ```
 
 pub mod clock;
+pub mod gatehouse;
 pub mod net;
 pub mod ocserv;
 pub mod openconnect;
@@ -34,6 +35,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+pub use gatehouse::{GatewayNode, NodeOptions};
 pub use net::{
     ping, ss_kill, tcp_transfer, tcp_transfer_with, Direction, PingResult, TRANSFER_PORT,
 };

@@ -27,7 +27,7 @@ const QUEUE: usize = 512;
 /// Frames written before a flush is forced.
 const BATCH: usize = 64;
 
-async fn refuse(mut s: ClientStream, code: u16, reason: &str, why: &str) {
+async fn refuse(mut s: ClientStream, code: u16, why: &str) {
     let r = match code {
         401 => "Unauthorized",
         503 => "Service Unavailable",
@@ -47,14 +47,14 @@ pub async fn run(
     local_port: u16,
 ) {
     if node.is_stopping() {
-        return refuse(stream, 503, "Service Unavailable", "node is shutting down").await;
+        return refuse(stream, 503, "node is shutting down").await;
     }
     let hash = match token::check_cookie(head.cookie("webvpn")) {
         Ok(h) => h,
         Err(e) => {
             tracing::info!(%peer, "tunnel refused: {e}");
             bad_input("cookie", e.reason());
-            return refuse(stream, 401, "Unauthorized", "Cookie is not acceptable").await;
+            return refuse(stream, 401, "Cookie is not acceptable").await;
         }
     };
     // A token the applied state does not know cannot be attached; answering without a Raft
@@ -62,7 +62,7 @@ pub async fn run(
     if node.db.read(|db| db.by_token(&hash).is_none()) {
         tracing::info!(%peer, "tunnel refused: unknown or ended session");
         bad_input("cookie", "unknown_session");
-        return refuse(stream, 401, "Unauthorized", "Cookie is not acceptable").await;
+        return refuse(stream, 401, "Cookie is not acceptable").await;
     }
     let attach = Command::Attach(AttachTunnel {
         at: node.clock.unix(),
@@ -83,15 +83,15 @@ pub async fn run(
         Ok(Outcome::Rejected(r)) => {
             tracing::info!(%peer, "tunnel refused: {}", r.text());
             bad_input("cookie", if r == Rejection::UnknownToken { "unknown_session" } else { "refused" });
-            return refuse(stream, 401, "Unauthorized", r.text()).await;
+            return refuse(stream, 401, r.text()).await;
         }
         Ok(o) => {
             tracing::error!("unexpected attach outcome {o:?}");
-            return refuse(stream, 503, "Service Unavailable", "session database error").await;
+            return refuse(stream, 503, "session database error").await;
         }
         Err(e) => {
             tracing::warn!(%peer, "attach not committed: {e}");
-            return refuse(stream, 503, "Service Unavailable", "session database unavailable").await;
+            return refuse(stream, 503, "session database unavailable").await;
         }
     };
     if resumed {
@@ -102,7 +102,7 @@ pub async fn run(
     tracing::info!(user = %user, %address, resumed, "ssl tunnel up");
     drop(_e);
     let Some(sess) = node.db.read(|db| db.get(id.index).cloned()) else {
-        return refuse(stream, 401, "Unauthorized", "Cookie is not acceptable").await;
+        return refuse(stream, 401, "Cookie is not acceptable").await;
     };
     let policy = node.cfg.group_policies.get(&sess.group_policy).cloned();
     let mtu = negotiate_mtu(&head, node.cfg.mtu);

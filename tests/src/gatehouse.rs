@@ -219,3 +219,29 @@ group_policy = "default"
         lan = topo.lan_cidr(),
     )
 }
+
+/// Run `gh-cstp-probe <gw>:<PORT> ARGS` in the client namespace; returns its result line.
+pub fn probe(topo: &Topology, args: &[&str]) -> Result<String> {
+    let mut cmd = topo.exec(Role::Client, [cargo_bin("gh-cstp-probe").as_os_str()]);
+    cmd.arg(format!("{}:{PORT}", topo.gw_outside_ip())).args(args);
+    let out = crate::process::output_with_timeout(&mut cmd, Duration::from_secs(60))?;
+    if !out.status.success() {
+        bail!("gh-cstp-probe {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Log in with the probe and return the `webvpn` cookie.
+pub fn probe_login(topo: &Topology) -> Result<String> {
+    let r = probe(topo, &["login", USER, PASSWORD])?;
+    r.strip_prefix("cookie ").map(str::to_string).with_context(|| format!("login failed: {r}"))
+}
+
+/// Panic if the node's log contains any of the secrets (tokens, cookies, passwords).
+pub fn assert_no_secrets(node: &GatewayNode, secrets: &[&str]) {
+    let log = node.log();
+    assert!(!log.is_empty(), "empty node log");
+    for s in secrets.iter().filter(|s| s.len() >= 6) {
+        assert!(!log.contains(s), "a secret appears in the node log");
+    }
+}

@@ -9,6 +9,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub const SESSIONS_ACTIVE: &str = "gatehouse_sessions_active";
 /// Gauge: sessions waiting to resume (no ssl tunnel).
 pub const SESSIONS_INACTIVE: &str = "gatehouse_sessions_inactive";
+/// Gauge: inner addresses leased to sessions.
+pub const ADDRESS_LEASES: &str = "gatehouse_address_leases";
 /// Gauge: tunnels terminated on this node, label `kind` (ssl, dtls, quic).
 pub const TUNNELS: &str = "gatehouse_tunnels";
 /// Counter: logins, label `result` (ok, failed, throttled, refused, error).

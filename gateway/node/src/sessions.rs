@@ -83,8 +83,10 @@ pub async fn run_session_timers(node: Arc<Node>) {
     }
 }
 
-/// Refresh the session and tunnel gauges once a second.
+/// Refresh the session and tunnel gauges after changes, at most ten times a second, and at
+/// least once a second.
 pub async fn run_gauges(node: Arc<Node>) {
+    let mut applied = node.db.applied();
     loop {
         let (active, inactive) = node.db.read(|db| {
             let a = db.sessions().filter(|s| s.inactive_since.is_none()).count();
@@ -92,7 +94,12 @@ pub async fn run_gauges(node: Arc<Node>) {
         });
         metrics::gauge!(m::SESSIONS_ACTIVE).set(active as f64);
         metrics::gauge!(m::SESSIONS_INACTIVE).set(inactive as f64);
+        metrics::gauge!(m::ADDRESS_LEASES).set(node.db.read(|db| db.lease_count()) as f64);
         metrics::gauge!(m::TUNNELS, "kind" => "ssl").set(node.tunnels.count(TunnelKind::Ssl) as f64);
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            r = applied.changed() => if r.is_err() { return },
+        }
     }
 }

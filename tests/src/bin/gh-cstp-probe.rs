@@ -1,0 +1,329 @@
+//! `gh-cstp-probe`: a lightweight AnyConnect/CSTP client for tests and benchmarks. It speaks
+//! just enough of the protocol to log in, attach a tunnel and misbehave on purpose, and prints
+//! one result line per scenario on stdout. Certificates are not verified: it only ever talks
+//! to the test node inside the test's own namespaces.
+//!
+//! Usage: gh-cstp-probe HOST:PORT SCENARIO [ARGS]
+//!   login USER PASS            -> `cookie <value>` or `refused <status>`
+//!   connect COOKIE             -> `status <line>`
+//!   frame COOKIE HEX           -> CONNECT, send raw bytes, `frame <type> <reason>` or `closed`
+//!   split COOKIE               -> CONNECT, a DPD-REQ split across two TLS records, `frame ...`
+//!   truncated COOKIE           -> CONNECT, half a frame then silence, `frame ...` or `closed`
+//!   raw HEX                    -> TLS, send bytes, `status <line>` or `closed`
+//!   plaintext                  -> no TLS: send HTTP in clear, `closed`
+//!   silent                     -> TLS handshake, then nothing: `status <line>` or `closed` + seconds
+//!   silent-tcp                 -> TCP only, nothing: `closed` + seconds
+//!   resume-loop COOKIE N C     -> N CONNECTs with C in flight: `ok K fail F secs S rate R`
+//!   login-loop USER PASS N C   -> N logins with C in flight: `ok K fail F secs S rate R`
+#![allow(clippy::print_stdout)]
+
+use anyhow::{bail, Context, Result};
+use gatehouse_proto::cstp::{self, FrameType};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::DigitallySignedStruct;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+#[derive(Debug)]
+struct AnyCert;
+
+impl ServerCertVerifier for AnyCert {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Ok(HandshakeSignatureValid::assertion())
+    }
+    fn verify_tls13_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Ok(HandshakeSignatureValid::assertion())
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        rustls::crypto::ring::default_provider().signature_verification_algorithms.supported_schemes()
+    }
+}
+
+fn connector() -> Result<TlsConnector> {
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCert))
+        .with_no_client_auth();
+    Ok(TlsConnector::from(Arc::new(cfg)))
+}
+
+async fn tls(addr: &str, c: &TlsConnector) -> Result<TlsStream<TcpStream>> {
+    let tcp = TcpStream::connect(addr).await.with_context(|| format!("connecting {addr}"))?;
+    tcp.set_nodelay(true)?;
+    let ip = addr.rsplit_once(':').map(|x| x.0).unwrap_or(addr).to_string();
+    let name = ServerName::try_from(ip).context("server name")?;
+    Ok(c.connect(name, tcp).await?)
+}
+
+/// Read an HTTP response head (and a Content-Length body); returns (status line, head, body).
+async fn read_response<S: AsyncReadExt + Unpin>(s: &mut S) -> Result<(String, String, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let mut b = [0u8; 4096];
+    let end = loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p + 4;
+        }
+        let n = s.read(&mut b).await?;
+        if n == 0 {
+            bail!("closed");
+        }
+        buf.extend_from_slice(&b[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let status = head.lines().next().unwrap_or("").to_string();
+    let len = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = buf[end..].to_vec();
+    while body.len() < len {
+        let n = s.read(&mut b).await?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&b[..n]);
+    }
+    Ok((status, head, body))
+}
+
+const INIT: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<config-auth client="vpn" type="init" aggregate-auth-version="2"><version who="vpn">gh-cstp-probe</version><device-id>linux-64</device-id><group-access>https://gw/</group-access></config-auth>"#;
+
+fn post(body: &str) -> String {
+    format!(
+        "POST / HTTP/1.1\r\nHost: gw\r\nUser-Agent: Open AnyConnect VPN Agent gh-cstp-probe\r\nX-Aggregate-Auth: 1\r\nX-Transcend-Version: 1\r\nContent-Type: application/xml; charset=utf-8\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+async fn login(addr: &str, c: &TlsConnector, user: &str, pass: &str) -> Result<std::result::Result<String, String>> {
+    let mut s = tls(addr, c).await?;
+    s.write_all(post(INIT).as_bytes()).await?;
+    let (st, _, _) = read_response(&mut s).await?;
+    if !st.contains(" 200 ") {
+        return Ok(Err(st));
+    }
+    let reply = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><config-auth client="vpn" type="auth-reply" aggregate-auth-version="2"><version who="vpn">gh-cstp-probe</version><device-id>linux-64</device-id><auth><username>{user}</username><password>{pass}</password></auth></config-auth>"#
+    );
+    s.write_all(post(&reply).as_bytes()).await?;
+    let (st, head, _) = read_response(&mut s).await?;
+    let cookie = head.lines().find_map(|l| {
+        let v = l.strip_prefix("Set-Cookie: webvpn=")?;
+        Some(v.split(';').next()?.to_string())
+    });
+    Ok(cookie.filter(|c| !c.is_empty()).ok_or(st))
+}
+
+async fn connect(addr: &str, c: &TlsConnector, cookie: &str) -> Result<(String, TlsStream<TcpStream>)> {
+    let mut s = tls(addr, c).await?;
+    let req = format!(
+        "CONNECT /CSCOSSLC/tunnel HTTP/1.1\r\nHost: gw\r\nUser-Agent: Open AnyConnect VPN Agent gh-cstp-probe\r\nCookie: webvpn={cookie}\r\nX-CSTP-Version: 1\r\nX-CSTP-Hostname: probe\r\nX-CSTP-Base-MTU: 1500\r\nX-CSTP-MTU: 1399\r\nX-CSTP-Address-Type: IPv4\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await?;
+    let (st, _, _) = read_response(&mut s).await?;
+    Ok((st, s))
+}
+
+/// Read frames until one that is not DPD/keepalive, or close.
+async fn next_frame(s: &mut TlsStream<TcpStream>, limit: Duration) -> String {
+    let mut buf = Vec::new();
+    let mut b = [0u8; 65536];
+    let r = tokio::time::timeout(limit, async {
+        loop {
+            while let Ok(Some((f, used))) = cstp::decode(&buf, 65535) {
+                let kind = f.kind;
+                let payload = f.payload.to_vec();
+                buf.drain(..used);
+                match kind {
+                    FrameType::Keepalive | FrameType::DpdReq => continue,
+                    FrameType::Disconnect => {
+                        let reason = String::from_utf8_lossy(payload.get(1..).unwrap_or(&[])).into_owned();
+                        return format!("frame disconnect {reason}");
+                    }
+                    k => return format!("frame {k:?} len={}", payload.len()),
+                }
+            }
+            match s.read(&mut b).await {
+                Ok(0) | Err(_) => return "closed".to_string(),
+                Ok(n) => buf.extend_from_slice(&b[..n]),
+            }
+        }
+    })
+    .await;
+    r.unwrap_or_else(|_| "timeout".into())
+}
+
+fn hex(s: &str) -> Result<Vec<u8>> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2).context("odd hex")?, 16).context("hex"))
+        .collect()
+}
+
+async fn closed_after<S: AsyncReadExt + Unpin>(s: &mut S, t0: tokio::time::Instant) -> String {
+    let mut b = [0u8; 4096];
+    let mut got = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), s.read(&mut b)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => got.extend_from_slice(&b[..n]),
+            Err(_) => return "timeout".into(),
+        }
+    }
+    let st = String::from_utf8_lossy(&got).lines().next().unwrap_or("").to_string();
+    format!("closed {:.1} {st}", t0.elapsed().as_secs_f64())
+}
+
+async fn run_loop<F, Fut>(n: usize, conc: usize, f: F) -> String
+where
+    F: Fn() -> Fut + Send + Sync + 'static + Clone,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let t0 = tokio::time::Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..conc {
+        let f = f.clone();
+        let next = next.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut ok, mut fail) = (0usize, 0usize);
+            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n {
+                if f().await {
+                    ok += 1
+                } else {
+                    fail += 1
+                }
+            }
+            (ok, fail)
+        }));
+    }
+    let (mut ok, mut fail) = (0, 0);
+    for t in tasks {
+        if let Ok((o, f)) = t.await {
+            ok += o;
+            fail += f;
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    format!("ok {ok} fail {fail} secs {secs:.3} rate {:.1}", ok as f64 / secs)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let (addr, scen) = (args.get(1).context("HOST:PORT")?.clone(), args.get(2).context("scenario")?.as_str());
+    let arg = |i: usize| args.get(i).cloned().context("missing argument");
+    let c = connector()?;
+    let out = match scen {
+        "login" => match login(&addr, &c, &arg(3)?, &arg(4)?).await? {
+            Ok(cookie) => format!("cookie {cookie}"),
+            Err(st) => format!("refused {st}"),
+        },
+        "connect" => match connect(&addr, &c, &arg(3)?).await {
+            Ok((st, _)) => format!("status {st}"),
+            Err(e) => format!("closed {e}"),
+        },
+        "frame" | "split" | "truncated" => {
+            let (st, mut s) = connect(&addr, &c, &arg(3)?).await?;
+            if !st.contains(" 200 ") {
+                bail!("CONNECT refused: {st}");
+            }
+            match scen {
+                "frame" => {
+                    s.write_all(&hex(&arg(4)?)?).await?;
+                }
+                "split" => {
+                    let mut f = Vec::new();
+                    cstp::encode_into(FrameType::DpdReq, b"split-probe", &mut f)?;
+                    s.write_all(&f[..5]).await?;
+                    s.flush().await?;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    s.write_all(&f[5..]).await?;
+                }
+                _ => {
+                    let mut f = Vec::new();
+                    cstp::encode_into(FrameType::DpdReq, b"never-finished", &mut f)?;
+                    s.write_all(&f[..10]).await?;
+                }
+            }
+            s.flush().await?;
+            next_frame(&mut s, Duration::from_secs(20)).await
+        }
+        "raw" => {
+            let mut s = tls(&addr, &c).await?;
+            s.write_all(&hex(&arg(3)?)?).await?;
+            s.flush().await?;
+            match tokio::time::timeout(Duration::from_secs(20), read_response(&mut s)).await {
+                Ok(Ok((st, _, _))) => format!("status {st}"),
+                _ => "closed".into(),
+            }
+        }
+        "plaintext" => {
+            let mut s = TcpStream::connect(&addr).await?;
+            let t0 = tokio::time::Instant::now();
+            s.write_all(b"GET / HTTP/1.1\r\nHost: gw\r\n\r\n").await?;
+            closed_after(&mut s, t0).await
+        }
+        "silent" => {
+            let mut s = tls(&addr, &c).await?;
+            let t0 = tokio::time::Instant::now();
+            closed_after(&mut s, t0).await
+        }
+        "silent-tcp" => {
+            let mut s = TcpStream::connect(&addr).await?;
+            let t0 = tokio::time::Instant::now();
+            closed_after(&mut s, t0).await
+        }
+        "resume-loop" => {
+            let cookie = arg(3)?;
+            let (n, conc) = (arg(4)?.parse()?, arg(5)?.parse()?);
+            let (a, c2) = (addr.clone(), c.clone());
+            run_loop(n, conc, move || {
+                let (a, c2, cookie) = (a.clone(), c2.clone(), cookie.clone());
+                async move { matches!(connect(&a, &c2, &cookie).await, Ok((st, _)) if st.contains(" 200 ")) }
+            })
+            .await
+        }
+        "login-loop" => {
+            let (user, pass) = (arg(3)?, arg(4)?);
+            let (n, conc) = (arg(5)?.parse()?, arg(6)?.parse()?);
+            let (a, c2) = (addr.clone(), c.clone());
+            run_loop(n, conc, move || {
+                let (a, c2, user, pass) = (a.clone(), c2.clone(), user.clone(), pass.clone());
+                async move { matches!(login(&a, &c2, &user, &pass).await, Ok(Ok(_))) }
+            })
+            .await
+        }
+        other => bail!("unknown scenario {other}"),
+    };
+    println!("{out}");
+    Ok(())
+}

@@ -16,18 +16,12 @@ pub const USER: &str = "test";
 pub const PASSWORD: &str = "testpass";
 
 /// Policy knobs the tests shorten.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct NodeOptions {
     /// Extra `key = value` lines for the `[[group_policy]]` table (timers).
     pub policy: Vec<String>,
     /// Extra lines for the `[node]` table.
     pub node: Vec<String>,
-}
-
-impl Default for NodeOptions {
-    fn default() -> Self {
-        NodeOptions { policy: Vec::new(), node: Vec::new() }
-    }
 }
 
 /// A running `gatehouse run` in the gateway namespace.
@@ -161,14 +155,16 @@ impl Drop for GatewayNode {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = signal_pid(c.id(), "TERM");
-            if crate::process::wait_timeout(&mut c, Duration::from_secs(3)).ok().flatten().is_none() {
+            if crate::process::wait_timeout(&mut c, Duration::from_secs(3)).ok().flatten().is_none()
+            {
                 kill_and_reap(&mut c);
             }
         }
         if std::thread::panicking() {
             let _ = std::io::Write::write_all(
                 &mut std::io::stderr(),
-                format!("--- gatehouse log ---\n{}\n", crate::openconnect::tail(&self.log(), 120)).as_bytes(),
+                format!("--- gatehouse log ---\n{}\n", crate::openconnect::tail(&self.log(), 120))
+                    .as_bytes(),
             );
         }
     }

@@ -1,11 +1,12 @@
 //! End to end, one node: the real openconnect client in a client namespace, a Gatehouse node
 //! in the gateway namespace with a real tun device, a lan host behind it. Needs root;
 //! fails under CI=true when it cannot run.
+#![allow(clippy::unwrap_used)]
 
 use gatehouse_tests::gatehouse::{assert_no_secrets, probe, probe_login, PORT};
 use gatehouse_tests::{
-    default_pool, ping, require_root, ss_kill, tcp_transfer, GatewayNode, NodeOptions,
-    Openconnect, Role, Topology,
+    default_pool, ping, require_root, ss_kill, tcp_transfer, GatewayNode, NodeOptions, Openconnect,
+    Role, Topology,
 };
 use std::time::Duration;
 
@@ -23,7 +24,8 @@ fn login_tunnel_traffic_and_resume_after_tcp_break() {
         return;
     }
     let (topo, node) = setup("e2ea", 0, &NodeOptions::default());
-    let mut oc = Openconnect::builder(&topo, topo.gw_outside_ip(), PORT, &node.pin).spawn().unwrap();
+    let mut oc =
+        Openconnect::builder(&topo, topo.gw_outside_ip(), PORT, &node.pin).spawn().unwrap();
     let ip = oc.wait_event("connect", CONNECT).expect("openconnect connected");
     assert!(ip.starts_with("10.200.128."), "inner address {ip} from the pool");
     let p = ping(&topo, Role::Client, topo.lan_ip(), 5, Duration::from_millis(100)).unwrap();
@@ -57,16 +59,23 @@ fn frame_hex(header: [u8; 8], payload: &[u8]) -> String {
 
 #[test]
 fn bad_input_closes_one_tunnel_with_a_reason_and_a_healthy_session_keeps_working() {
-    if !require_root("bad_input_closes_one_tunnel_with_a_reason_and_a_healthy_session_keeps_working") {
+    if !require_root(
+        "bad_input_closes_one_tunnel_with_a_reason_and_a_healthy_session_keeps_working",
+    ) {
         return;
     }
-    let opts = NodeOptions { policy: vec!["simultaneous_logins = 100".into()], ..Default::default() };
+    let opts =
+        NodeOptions { policy: vec!["simultaneous_logins = 100".into()], ..Default::default() };
     let (topo, node) = setup("e2eb", 1, &opts);
-    let mut oc = Openconnect::builder(&topo, topo.gw_outside_ip(), PORT, &node.pin).spawn().unwrap();
+    let mut oc =
+        Openconnect::builder(&topo, topo.gw_outside_ip(), PORT, &node.pin).spawn().unwrap();
     oc.wait_event("connect", CONNECT).expect("healthy client connected");
     healthy(&topo, &mut oc, "connect");
     let bad = |stage: &str, reason: &str| {
-        node.metric("gatehouse_bad_input_total", &[&format!("stage=\"{stage}\""), &format!("reason=\"{reason}\"")])
+        node.metric(
+            "gatehouse_bad_input_total",
+            &[&format!("stage=\"{stage}\""), &format!("reason=\"{reason}\"")],
+        )
     };
     let hexs = |s: &str| s.bytes().map(|b| format!("{b:02x}")).collect::<String>();
 
@@ -103,13 +112,20 @@ fn bad_input_closes_one_tunnel_with_a_reason_and_a_healthy_session_keeps_working
     assert_eq!(probe(&topo, &["connect", &wrong]).unwrap(), "status HTTP/1.1 401 Unauthorized");
     assert_eq!(bad("cookie", "unknown_session"), 1.0);
     let cookie = probe_login(&topo).unwrap();
-    assert_eq!(probe(&topo, &["connect", &cookie[..20]]).unwrap(), "status HTTP/1.1 401 Unauthorized");
+    assert_eq!(
+        probe(&topo, &["connect", &cookie[..20]]).unwrap(),
+        "status HTTP/1.1 401 Unauthorized"
+    );
     assert_eq!(bad("cookie", "cookie_malformed"), 1.0);
 
     // A cookie of an ended session: the user logs out (DISCONNECT 0xb0), then reuses it.
     let mut bye = vec![0xb0];
     bye.extend_from_slice(b"User logout");
-    let r = probe(&topo, &["frame", &cookie, &frame_hex([b'S', b'T', b'F', 1, 0, bye.len() as u8, 5, 0], &bye)]).unwrap();
+    let r = probe(
+        &topo,
+        &["frame", &cookie, &frame_hex([b'S', b'T', b'F', 1, 0, bye.len() as u8, 5, 0], &bye)],
+    )
+    .unwrap();
     assert_eq!(r, "closed");
     let r = probe(&topo, &["connect", &cookie]).unwrap();
     assert_eq!(r, "status HTTP/1.1 401 Unauthorized", "ended session's cookie must be refused");
@@ -118,14 +134,24 @@ fn bad_input_closes_one_tunnel_with_a_reason_and_a_healthy_session_keeps_working
 
     // Malformed CSTP frames, each on its own session: DISCONNECT with a reason.
     let cases: [(&str, String, &str, &str); 3] = [
-        ("bad magic", frame_hex(*b"XXXX\0\0\0\0", &[]), "frame disconnect bad frame magic", "bad_magic"),
+        (
+            "bad magic",
+            frame_hex(*b"XXXX\0\0\0\0", &[]),
+            "frame disconnect bad frame magic",
+            "bad_magic",
+        ),
         (
             "length beyond the MTU",
             frame_hex([b'S', b'T', b'F', 1, 0x20, 0x00, 0, 0], &[]),
             "frame disconnect frame length 8192 beyond the MTU 1399",
             "too_long",
         ),
-        ("unknown type", frame_hex([b'S', b'T', b'F', 1, 0, 0, 0x42, 0], &[]), "frame disconnect unknown frame type 66", "unknown_type"),
+        (
+            "unknown type",
+            frame_hex([b'S', b'T', b'F', 1, 0, 0, 0x42, 0], &[]),
+            "frame disconnect unknown frame type 66",
+            "unknown_type",
+        ),
     ];
     for (what, hex, want, reason) in cases {
         let c = probe_login(&topo).unwrap();
@@ -151,23 +177,35 @@ fn disconnected_timer_expiry_deletes_the_session_and_frees_its_address() {
     if !require_root("disconnected_timer_expiry_deletes_the_session_and_frees_its_address") {
         return;
     }
-    let opts = NodeOptions { policy: vec!["disconnected_timeout = \"3s\"".into()], ..Default::default() };
+    let opts =
+        NodeOptions { policy: vec!["disconnected_timeout = \"3s\"".into()], ..Default::default() };
     let (topo, node) = setup("e2ec", 2, &opts);
     let cookie = probe_login(&topo).unwrap();
     // Attach once so the session has been active, then let the tunnel drop.
-    let mut oc = Openconnect::builder(&topo, topo.gw_outside_ip(), PORT, &node.pin).cookie(&cookie).spawn().unwrap();
+    let mut oc = Openconnect::builder(&topo, topo.gw_outside_ip(), PORT, &node.pin)
+        .cookie(&cookie)
+        .spawn()
+        .unwrap();
     oc.wait_event("connect", CONNECT).expect("connected with the cookie");
     assert_eq!(node.metric("gatehouse_address_leases", &[]), 1.0);
     oc.send_signal(gatehouse_tests::Signal::Kill).unwrap();
     // Inactive now; 3 s later the disconnected timer deletes the session.
-    let gone = gatehouse_tests::clock::poll_until(Duration::from_secs(15), Duration::from_millis(200), || {
-        (node.metric("gatehouse_sessions_ended_total", &["reason=\"disconnected_timeout\""]) == 1.0).then_some(())
-    });
+    let gone = gatehouse_tests::clock::poll_until(
+        Duration::from_secs(15),
+        Duration::from_millis(200),
+        || {
+            (node.metric("gatehouse_sessions_ended_total", &["reason=\"disconnected_timeout\""])
+                == 1.0)
+                .then_some(())
+        },
+    );
     assert!(gone.is_some(), "disconnected timer did not end the session");
     assert_eq!(probe(&topo, &["connect", &cookie]).unwrap(), "status HTTP/1.1 401 Unauthorized");
-    let freed = gatehouse_tests::clock::poll_until(Duration::from_secs(5), Duration::from_millis(200), || {
-        (node.metric("gatehouse_address_leases", &[]) == 0.0).then_some(())
-    });
+    let freed = gatehouse_tests::clock::poll_until(
+        Duration::from_secs(5),
+        Duration::from_millis(200),
+        || (node.metric("gatehouse_address_leases", &[]) == 0.0).then_some(()),
+    );
     assert!(freed.is_some(), "address lease not released");
     assert_no_secrets(&node, &[&cookie]);
 }
@@ -182,16 +220,21 @@ fn frozen_client_loses_its_tunnel_to_dpd_but_keeps_its_session() {
         ..Default::default()
     };
     let (topo, node) = setup("e2ed", 3, &opts);
-    let mut oc = Openconnect::builder(&topo, topo.gw_outside_ip(), PORT, &node.pin).spawn().unwrap();
+    let mut oc =
+        Openconnect::builder(&topo, topo.gw_outside_ip(), PORT, &node.pin).spawn().unwrap();
     let ip = oc.wait_event("connect", CONNECT).expect("connected");
     oc.send_signal(gatehouse_tests::Signal::Stop).unwrap();
-    let torn = gatehouse_tests::clock::poll_until(Duration::from_secs(20), Duration::from_millis(200), || {
-        (node.metric("gatehouse_dpd_teardowns_total", &[]) == 1.0).then_some(())
-    });
+    let torn = gatehouse_tests::clock::poll_until(
+        Duration::from_secs(20),
+        Duration::from_millis(200),
+        || (node.metric("gatehouse_dpd_teardowns_total", &[]) == 1.0).then_some(()),
+    );
     assert!(torn.is_some(), "gateway DPD did not tear the tunnel down");
-    let inactive = gatehouse_tests::clock::poll_until(Duration::from_secs(5), Duration::from_millis(200), || {
-        (node.metric("gatehouse_sessions_inactive", &[]) == 1.0).then_some(())
-    });
+    let inactive = gatehouse_tests::clock::poll_until(
+        Duration::from_secs(5),
+        Duration::from_millis(200),
+        || (node.metric("gatehouse_sessions_inactive", &[]) == 1.0).then_some(()),
+    );
     assert!(inactive.is_some(), "session should be kept, inactive");
     assert_eq!(node.metric("gatehouse_address_leases", &[]), 1.0);
     oc.send_signal(gatehouse_tests::Signal::Cont).unwrap();
@@ -205,14 +248,17 @@ fn frozen_client_loses_its_tunnel_to_dpd_but_keeps_its_session() {
 
 #[test]
 fn node_restart_keeps_the_session_and_the_client_resumes_with_the_same_address() {
-    if !require_root("node_restart_keeps_the_session_and_the_client_resumes_with_the_same_address") {
+    if !require_root("node_restart_keeps_the_session_and_the_client_resumes_with_the_same_address")
+    {
         return;
     }
     let (topo, mut node) = setup("e2ee", 4, &NodeOptions::default());
-    let mut oc = Openconnect::builder(&topo, topo.gw_outside_ip(), PORT, &node.pin).spawn().unwrap();
+    let mut oc =
+        Openconnect::builder(&topo, topo.gw_outside_ip(), PORT, &node.pin).spawn().unwrap();
     let ip = oc.wait_event("connect", CONNECT).expect("connected");
     node.crash_and_restart().unwrap();
-    let again = oc.wait_event("reconnect", Duration::from_secs(45)).expect("resumed after the restart");
+    let again =
+        oc.wait_event("reconnect", Duration::from_secs(45)).expect("resumed after the restart");
     assert_eq!(again, ip, "same address after a node restart");
     let p = ping(&topo, Role::Client, topo.lan_ip(), 3, Duration::from_millis(100)).unwrap();
     assert!(p.all_received(), "{}", p.output);

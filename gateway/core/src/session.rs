@@ -197,12 +197,12 @@ impl ParentSession {
     /// When the disconnected timer fires, if it is running.
     pub fn disconnected_deadline(&self) -> Option<UnixMillis> {
         let since = self.inactive_since?;
-        Some(since.add(self.timers.disconnected_timeout?))
+        Some(since.plus(self.timers.disconnected_timeout?))
     }
 
     /// When max connect time ends the session, if limited.
     pub fn max_connect_deadline(&self) -> Option<UnixMillis> {
-        Some(self.login_time.add(self.timers.max_connect_time?))
+        Some(self.login_time.plus(self.timers.max_connect_time?))
     }
 
     /// The earliest session-ending deadline and which rule it is.

@@ -12,7 +12,7 @@ pub struct UnixMillis(pub u64);
 
 impl UnixMillis {
     /// `self + d`, saturating.
-    pub fn add(self, d: Duration) -> UnixMillis {
+    pub fn plus(self, d: Duration) -> UnixMillis {
         UnixMillis(self.0.saturating_add(d.as_millis().min(u64::MAX as u128) as u64))
     }
     /// `self - earlier`, zero when `earlier` is later.
@@ -28,7 +28,7 @@ pub struct MonoMillis(pub u64);
 
 impl MonoMillis {
     /// `self + d`, saturating.
-    pub fn add(self, d: Duration) -> MonoMillis {
+    pub fn plus(self, d: Duration) -> MonoMillis {
         MonoMillis(self.0.saturating_add(d.as_millis().min(u64::MAX as u128) as u64))
     }
     /// `self - earlier`, zero when `earlier` is later.

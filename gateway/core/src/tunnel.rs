@@ -84,7 +84,7 @@ impl TunnelTimers {
     }
 
     fn rearm_probe(&mut self) {
-        self.next_probe = self.cfg.dpd.map(|d| self.last_rx.add(d));
+        self.next_probe = self.cfg.dpd.map(|d| self.last_rx.plus(d));
     }
 
     /// Any frame arrived from the client (data or control): the peer is alive.
@@ -109,11 +109,11 @@ impl TunnelTimers {
     /// When the peer is declared dead: openconnect's own rule (PROTOCOL.md §4), 2 × dpd
     /// without receiving anything, with probes at dpd and 1.5 × dpd.
     fn dead_at(&self) -> Option<MonoMillis> {
-        self.cfg.dpd.map(|d| self.last_rx.add(d * 2))
+        self.cfg.dpd.map(|d| self.last_rx.plus(d * 2))
     }
 
     fn idle_at(&self) -> Option<MonoMillis> {
-        self.cfg.idle_timeout.map(|d| self.last_data.add(d))
+        self.cfg.idle_timeout.map(|d| self.last_data.plus(d))
     }
 
     /// Advance to `now`.
@@ -135,7 +135,7 @@ impl TunnelTimers {
             if now >= at {
                 self.pending_tx = Some(Transmit::DpdRequest);
                 self.probes_sent += 1;
-                self.next_probe = Some(now.add(d / 2));
+                self.next_probe = Some(now.plus(d / 2));
             }
         }
     }

@@ -17,7 +17,8 @@ use tokio::sync::watch;
 /// Run a node until SIGTERM/SIGINT (TERMINATE to clients) or SIGUSR2 (restart: clients
 /// reconnect and resume when the node is back).
 pub async fn run(cfg: Config) -> Result<()> {
-    std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
     let handle = metrics::install()?;
     let identity = tls::load_or_generate(cfg.tls.as_ref(), &cfg.data_dir)?;
     let users = Arc::new(Users::open(&cfg.users_file)?);
@@ -59,7 +60,10 @@ pub async fn run(cfg: Config) -> Result<()> {
         cert = %identity.cert_path.display(),
         "gatehouse node ready"
     );
-    eprintln!("gatehouse: listening on {} — openconnect --servercert {}", node.cfg.listen, identity.pin);
+    eprintln!(
+        "gatehouse: listening on {} — openconnect --servercert {}",
+        node.cfg.listen, identity.pin
+    );
     let serve = tokio::spawn(gateway::serve(node.clone(), listener));
 
     let how = wait_for_signal().await;
@@ -80,9 +84,11 @@ pub async fn run(cfg: Config) -> Result<()> {
 
 async fn wait_for_signal() -> Stopping {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int), Ok(mut usr2)) =
-        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::user_defined2()))
-    else {
+    let (Ok(mut term), Ok(mut int), Ok(mut usr2)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::user_defined2()),
+    ) else {
         return std::future::pending().await;
     };
     tokio::select! {

@@ -189,16 +189,26 @@ pub fn parse_duration(s: &str) -> Result<Option<Duration>, String> {
         "m" => n * 60_000,
         "h" => n * 3_600_000,
         "d" => n * 86_400_000,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?}; accepted: ms, s, m, h, d, or \"none\"")),
+        _ => {
+            return Err(format!(
+                "{s:?}: unknown unit {unit:?}; accepted: ms, s, m, h, d, or \"none\""
+            ))
+        }
     };
     Ok(if ms == 0 { None } else { Some(Duration::from_millis(ms)) })
 }
 
 /// Parse `a.b.c.d/len`.
 pub fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
-    let (a, l) = s.split_once('/').ok_or_else(|| format!("{s:?} is not an IPv4 prefix like \"10.0.0.0/24\""))?;
+    let (a, l) = s
+        .split_once('/')
+        .ok_or_else(|| format!("{s:?} is not an IPv4 prefix like \"10.0.0.0/24\""))?;
     let addr: Ipv4Addr = a.parse().map_err(|_| format!("{a:?} is not an IPv4 address"))?;
-    let len: u8 = l.parse().ok().filter(|l| *l <= 32).ok_or_else(|| format!("{l:?} is not a prefix length 0-32"))?;
+    let len: u8 = l
+        .parse()
+        .ok()
+        .filter(|l| *l <= 32)
+        .ok_or_else(|| format!("{l:?} is not a prefix length 0-32"))?;
     Ok((addr, len))
 }
 
@@ -216,7 +226,11 @@ impl Config {
     /// Validate config text; `path` names the file in errors and anchors relative paths.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
-        let err = |key: &str, message: String| ConfigError { file: file.clone(), key: key.to_string(), message };
+        let err = |key: &str, message: String| ConfigError {
+            file: file.clone(),
+            key: key.to_string(),
+            message,
+        };
         let raw: Raw = toml::from_str(text).map_err(|e| {
             let key = e.span().map(|sp| {
                 let line = text[..sp.start.min(text.len())].lines().count().max(1);
@@ -227,14 +241,24 @@ impl Config {
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let rel = |p: &str| -> PathBuf {
             let p = PathBuf::from(p);
-            if p.is_absolute() { p } else { base.join(p) }
+            if p.is_absolute() {
+                p
+            } else {
+                base.join(p)
+            }
         };
         let n = &raw.node;
-        let sock = |key: &str, v: &Option<String>, default: &str| -> Result<SocketAddr, ConfigError> {
-            let s = v.as_deref().unwrap_or(default);
-            s.parse().map_err(|_| err(key, format!("{s:?} is not an address:port like \"0.0.0.0:443\"")))
-        };
-        let dur = |key: &str, v: &Option<String>, default: Option<Duration>| -> Result<Option<Duration>, ConfigError> {
+        let sock =
+            |key: &str, v: &Option<String>, default: &str| -> Result<SocketAddr, ConfigError> {
+                let s = v.as_deref().unwrap_or(default);
+                s.parse().map_err(|_| {
+                    err(key, format!("{s:?} is not an address:port like \"0.0.0.0:443\""))
+                })
+            };
+        let dur = |key: &str,
+                   v: &Option<String>,
+                   default: Option<Duration>|
+         -> Result<Option<Duration>, ConfigError> {
             match v {
                 None => Ok(default),
                 Some(s) => parse_duration(s).map_err(|m| err(key, m)),
@@ -247,35 +271,66 @@ impl Config {
             other => Some(sock("node.metrics_listen", other, "127.0.0.1:9464")?),
         };
         if !admin_listen.ip().is_loopback() {
-            return Err(err("node.admin_listen", "the admin API has no authentication; it must listen on a loopback address".into()));
+            return Err(err(
+                "node.admin_listen",
+                "the admin API has no authentication; it must listen on a loopback address".into(),
+            ));
         }
         let tls = match (&n.tls_cert, &n.tls_key) {
             (Some(c), Some(k)) => Some((rel(c), rel(k))),
             (None, None) => None,
-            _ => return Err(err("node.tls_cert", "set both tls_cert and tls_key, or neither (self-signed)".into())),
+            _ => {
+                return Err(err(
+                    "node.tls_cert",
+                    "set both tls_cert and tls_key, or neither (self-signed)".into(),
+                ))
+            }
         };
         let inside = match n.mode.as_deref().unwrap_or("routed") {
             "routed" => InsideMode::Routed,
             "nat" => InsideMode::Nat {
-                interface: n.nat_interface.clone().ok_or_else(|| err("node.nat_interface", "mode = \"nat\" needs nat_interface (the inside interface)".into()))?,
+                interface: n.nat_interface.clone().ok_or_else(|| {
+                    err(
+                        "node.nat_interface",
+                        "mode = \"nat\" needs nat_interface (the inside interface)".into(),
+                    )
+                })?,
             },
-            m => return Err(err("node.mode", format!("{m:?}: accepted values are \"routed\" and \"nat\""))),
+            m => {
+                return Err(err(
+                    "node.mode",
+                    format!("{m:?}: accepted values are \"routed\" and \"nat\""),
+                ))
+            }
         };
         let mtu = n.mtu.unwrap_or(1399);
         if !(576..=9000).contains(&mtu) {
             return Err(err("node.mtu", format!("{mtu}: accepted range is 576-9000")));
         }
         let tun_name = n.tun_name.clone().unwrap_or_else(|| "gh0".into());
-        if tun_name.is_empty() || tun_name.len() > 15 || !tun_name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            return Err(err("node.tun_name", format!("{tun_name:?}: 1-15 characters of [A-Za-z0-9_-]")));
+        if tun_name.is_empty()
+            || tun_name.len() > 15
+            || !tun_name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(err(
+                "node.tun_name",
+                format!("{tun_name:?}: 1-15 characters of [A-Za-z0-9_-]"),
+            ));
         }
-        let request_timeout = dur("node.request_timeout", &n.request_timeout, Some(Duration::from_secs(10)))?
-            .ok_or_else(|| err("node.request_timeout", "must not be \"none\": it bounds slow clients".into()))?;
+        let request_timeout =
+            dur("node.request_timeout", &n.request_timeout, Some(Duration::from_secs(10)))?
+                .ok_or_else(|| {
+                    err(
+                        "node.request_timeout",
+                        "must not be \"none\": it bounds slow clients".into(),
+                    )
+                })?;
         let l = &raw.login;
         let login = LoginLimits {
             max_failures_per_source: l.max_failures_per_source.unwrap_or(5),
             max_failures_per_user: l.max_failures_per_user.unwrap_or(5),
-            window: dur("login.failure_window", &l.failure_window, Some(Duration::from_secs(300)))?.unwrap_or(Duration::from_secs(300)),
+            window: dur("login.failure_window", &l.failure_window, Some(Duration::from_secs(300)))?
+                .unwrap_or(Duration::from_secs(300)),
             delay: dur("login.delay", &l.delay, Some(Duration::from_secs(1)))?.unwrap_or_default(),
         };
 
@@ -284,10 +339,14 @@ impl Config {
         for (i, p) in raw.pool.iter().enumerate() {
             let key = format!("pool[{i}].cidr");
             let (net, len) = parse_cidr(&p.cidr).map_err(|m| err(&key, m))?;
-            let range = PoolRange::from_cidr(&p.name, net, len).ok_or_else(|| err(&key, format!("/{len} is too small; use /30 or larger")))?;
+            let range = PoolRange::from_cidr(&p.name, net, len)
+                .ok_or_else(|| err(&key, format!("/{len} is too small; use /30 or larger")))?;
             pool_prefixes.insert(p.name.clone(), (net, len));
             if pools.insert(p.name.clone(), range).is_some() {
-                return Err(err(&format!("pool[{i}].name"), format!("{:?} is defined twice", p.name)));
+                return Err(err(
+                    &format!("pool[{i}].name"),
+                    format!("{:?} is defined twice", p.name),
+                ));
             }
         }
         if pools.is_empty() {
@@ -297,26 +356,43 @@ impl Config {
         for (i, p) in raw.group_policy.iter().enumerate() {
             let k = |f: &str| format!("group_policy[{i}].{f}");
             if !pools.contains_key(&p.address_pool) {
-                return Err(err(&k("address_pool"), format!("{:?} is not a [[pool]] name; defined: {:?}", p.address_pool, pools.keys().collect::<Vec<_>>())));
+                return Err(err(
+                    &k("address_pool"),
+                    format!(
+                        "{:?} is not a [[pool]] name; defined: {:?}",
+                        p.address_pool,
+                        pools.keys().collect::<Vec<_>>()
+                    ),
+                ));
             }
             let mut g = GroupPolicy::with_defaults(&p.name, &p.address_pool);
             for (j, d) in p.dns.iter().enumerate() {
-                g.dns.push(d.parse().map_err(|_| err(&format!("{}[{j}]", k("dns")), format!("{d:?} is not an IPv4 address")))?);
+                g.dns.push(d.parse().map_err(|_| {
+                    err(&format!("{}[{j}]", k("dns")), format!("{d:?} is not an IPv4 address"))
+                })?);
             }
             g.default_domain = p.default_domain.clone();
             for (j, r) in p.split_include.iter().enumerate() {
-                g.split_include.push(parse_cidr(r).map_err(|m| err(&format!("{}[{j}]", k("split_include")), m))?);
+                g.split_include.push(
+                    parse_cidr(r).map_err(|m| err(&format!("{}[{j}]", k("split_include")), m))?,
+                );
             }
-            g.dpd_interval_gateway = dur(&k("dpd_interval_gateway"), &p.dpd_interval_gateway, g.dpd_interval_gateway)?;
-            g.dpd_interval_client = dur(&k("dpd_interval_client"), &p.dpd_interval_client, g.dpd_interval_client)?;
+            g.dpd_interval_gateway =
+                dur(&k("dpd_interval_gateway"), &p.dpd_interval_gateway, g.dpd_interval_gateway)?;
+            g.dpd_interval_client =
+                dur(&k("dpd_interval_client"), &p.dpd_interval_client, g.dpd_interval_client)?;
             g.keepalive = dur(&k("keepalive"), &p.keepalive, g.keepalive)?;
             g.idle_timeout = dur(&k("idle_timeout"), &p.idle_timeout, g.idle_timeout)?;
             // Disconnected timeout = idle timeout unless set (DESIGN.md §2.4).
-            g.disconnected_timeout = dur(&k("disconnected_timeout"), &p.disconnected_timeout, g.idle_timeout)?;
+            g.disconnected_timeout =
+                dur(&k("disconnected_timeout"), &p.disconnected_timeout, g.idle_timeout)?;
             g.max_connect_time = dur(&k("max_connect_time"), &p.max_connect_time, None)?;
             g.simultaneous_logins = p.simultaneous_logins.unwrap_or(3);
             if g.simultaneous_logins == 0 {
-                return Err(err(&k("simultaneous_logins"), "0 would refuse every login; accepted: 1 or more".into()));
+                return Err(err(
+                    &k("simultaneous_logins"),
+                    "0 would refuse every login; accepted: 1 or more".into(),
+                ));
             }
             g.auto_reconnect = p.auto_reconnect.unwrap_or(true);
             if let Some(b) = &p.auto_reconnect_behavior {
@@ -335,12 +411,19 @@ impl Config {
         let mut tunnel_groups = Vec::new();
         for (i, t) in raw.tunnel_group.iter().enumerate() {
             if !group_policies.contains_key(&t.group_policy) {
-                return Err(err(&format!("tunnel_group[{i}].group_policy"), format!("{:?} is not a [[group_policy]] name", t.group_policy)));
+                return Err(err(
+                    &format!("tunnel_group[{i}].group_policy"),
+                    format!("{:?} is not a [[group_policy]] name", t.group_policy),
+                ));
             }
             if tunnel_groups.iter().any(|g: &TunnelGroup| g.name == t.name) {
-                return Err(err(&format!("tunnel_group[{i}].name"), format!("{:?} is defined twice", t.name)));
+                return Err(err(
+                    &format!("tunnel_group[{i}].name"),
+                    format!("{:?} is defined twice", t.name),
+                ));
             }
-            tunnel_groups.push(TunnelGroup { name: t.name.clone(), group_policy: t.group_policy.clone() });
+            tunnel_groups
+                .push(TunnelGroup { name: t.name.clone(), group_policy: t.group_policy.clone() });
         }
         if tunnel_groups.is_empty() {
             return Err(err("tunnel_group", "at least one [[tunnel_group]] is required".into()));
@@ -436,14 +519,16 @@ mod tests {
 
     #[test]
     fn errors_name_file_key_and_accepted_values() {
-        let bad = demo_config("d", "0.0.0.0:443").replace("idle_timeout = \"30m\"", "idle_timeout = \"30 minutes\"");
+        let bad = demo_config("d", "0.0.0.0:443")
+            .replace("idle_timeout = \"30m\"", "idle_timeout = \"30 minutes\"");
         let e = parse(&bad).unwrap_err().to_string();
         assert!(e.starts_with("/etc/gatehouse/node.toml: group_policy[0].idle_timeout:"), "{e}");
         assert!(e.contains("accepted"), "{e}");
         let bad = demo_config("d", "0.0.0.0:443").replace("mode = \"routed\"", "mode = \"bridge\"");
         let e = parse(&bad).unwrap_err().to_string();
         assert!(e.contains("node.mode") && e.contains("\"routed\""), "{e}");
-        let bad = demo_config("d", "0.0.0.0:443").replace("address_pool = \"default\"", "address_pool = \"nope\"");
+        let bad = demo_config("d", "0.0.0.0:443")
+            .replace("address_pool = \"default\"", "address_pool = \"nope\"");
         assert!(parse(&bad).unwrap_err().to_string().contains("group_policy[0].address_pool"));
         let bad = demo_config("d", "nonsense");
         assert!(parse(&bad).unwrap_err().to_string().contains("node.listen"));

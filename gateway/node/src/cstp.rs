@@ -12,7 +12,7 @@ use crate::tunnels::{LocalTunnel, TunnelCtl, TunnelStats};
 use bytes::{Buf, Bytes, BytesMut};
 use gatehouse_core::{
     AttachTunnel, Command, DetachTunnel, EndReason, Outcome, Rejection, TunnelEvent, TunnelId,
-    TunnelKind, TunnelTimersConfig, TunnelTimers,
+    TunnelKind, TunnelTimers, TunnelTimersConfig,
 };
 use gatehouse_proto::cstp::{self, DisconnectKind, FrameError, FrameType};
 use gatehouse_proto::http::{self, RequestHead};
@@ -33,7 +33,9 @@ async fn refuse(mut s: ClientStream, code: u16, why: &str) {
         503 => "Service Unavailable",
         _ => "Error",
     };
-    let _ = s.write_all(&http::response(code, r, &[("X-Reason", why), ("Connection", "close")], b"")).await;
+    let _ = s
+        .write_all(&http::response(code, r, &[("X-Reason", why), ("Connection", "close")], b""))
+        .await;
     let _ = s.shutdown().await;
 }
 
@@ -82,7 +84,10 @@ pub async fn run(
         }
         Ok(Outcome::Rejected(r)) => {
             tracing::info!(%peer, "tunnel refused: {}", r.text());
-            bad_input("cookie", if r == Rejection::UnknownToken { "unknown_session" } else { "refused" });
+            bad_input(
+                "cookie",
+                if r == Rejection::UnknownToken { "unknown_session" } else { "refused" },
+            );
             return refuse(stream, 401, r.text()).await;
         }
         Ok(o) => {
@@ -108,14 +113,20 @@ pub async fn run(
     let mtu = negotiate_mtu(&head, node.cfg.mtu);
     let headers = connect_headers(&node, &sess, policy.as_ref(), mtu, &head);
     let mut stream = stream;
-    if stream.write_all(&http::connect_ok(&headers)).await.is_err() || stream.flush().await.is_err() {
+    if stream.write_all(&http::connect_ok(&headers)).await.is_err() || stream.flush().await.is_err()
+    {
         detach(&node, id, Default::default()).await;
         return;
     }
     let (tx, rx) = mpsc::channel::<Bytes>(QUEUE);
     let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
     let stats = Arc::new(TunnelStats::default());
-    node.tunnels.insert(LocalTunnel { id, kind: TunnelKind::Ssl, ctl: ctl_tx, stats: stats.clone() });
+    node.tunnels.insert(LocalTunnel {
+        id,
+        kind: TunnelKind::Ssl,
+        ctl: ctl_tx,
+        stats: stats.clone(),
+    });
     node.dp.add_route(address, Route { tunnel: id, tx });
     let timers_cfg = TunnelTimersConfig {
         dpd: policy.as_ref().and_then(|p| p.dpd_interval_gateway),
@@ -133,7 +144,11 @@ pub async fn run(
     match end {
         // The user logged out: the session ends, which also removes its tunnels.
         End::UserLogout => {
-            let cmd = Command::End { at: node.clock.unix(), indices: vec![id.index], reason: EndReason::UserRequested };
+            let cmd = Command::End {
+                at: node.clock.unix(),
+                indices: vec![id.index],
+                reason: EndReason::UserRequested,
+            };
             if let Err(e) = node.db.propose(cmd).await {
                 tracing::warn!(tunnel = %id, "logout not committed: {e}");
             }

@@ -51,22 +51,46 @@ impl DataPlane {
         tc.platform_config(|p| {
             p.ensure_root_privileges(true);
         });
-        let dev = tun::create_as_async(&tc)
-            .with_context(|| format!("creating tun device {} (needs root or CAP_NET_ADMIN)", cfg.tun_name))?;
+        let dev = tun::create_as_async(&tc).with_context(|| {
+            format!("creating tun device {} (needs root or CAP_NET_ADMIN)", cfg.tun_name)
+        })?;
         for (name, (net, len)) in &cfg.pool_prefixes {
             if name == first_name {
                 continue;
             }
             let gw = cfg.pools.get(name).map(|p| p.gateway_address()).context("pool")?;
-            run(Command::new("ip").args(["addr", "add", &format!("{gw}/32"), "dev", &cfg.tun_name]))?;
-            run(Command::new("ip").args(["route", "replace", &format!("{net}/{len}"), "dev", &cfg.tun_name]))?;
+            run(Command::new("ip").args([
+                "addr",
+                "add",
+                &format!("{gw}/32"),
+                "dev",
+                &cfg.tun_name,
+            ]))?;
+            run(Command::new("ip").args([
+                "route",
+                "replace",
+                &format!("{net}/{len}"),
+                "dev",
+                &cfg.tun_name,
+            ]))?;
         }
         std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").context("enabling IPv4 forwarding")?;
         if let InsideMode::Nat { interface } = &cfg.inside {
             for (net, len) in cfg.pool_prefixes.values() {
                 let rule = |op: &str| {
                     let mut c = Command::new("iptables");
-                    c.args(["-t", "nat", op, "POSTROUTING", "-s", &format!("{net}/{len}"), "-o", interface, "-j", "MASQUERADE"]);
+                    c.args([
+                        "-t",
+                        "nat",
+                        op,
+                        "POSTROUTING",
+                        "-s",
+                        &format!("{net}/{len}"),
+                        "-o",
+                        interface,
+                        "-j",
+                        "MASQUERADE",
+                    ]);
                     c
                 };
                 if run(&mut rule("-C")).is_err() {

@@ -76,11 +76,15 @@ impl SessionStore {
             ..Default::default()
         };
         let config = Arc::new(config.validate().context("raft config")?);
-        let raft = openraft::Raft::new(node_id, config, NoPeers, log, sm).await.context("starting raft")?;
+        let raft = openraft::Raft::new(node_id, config, NoPeers, log, sm)
+            .await
+            .context("starting raft")?;
         let mut members = BTreeMap::new();
         members.insert(node_id, BasicNode { addr: String::new() });
         match raft.initialize(members).await {
-            Ok(()) => tracing::info!(node = node_id, "initialized a new single-node session database"),
+            Ok(()) => {
+                tracing::info!(node = node_id, "initialized a new single-node session database")
+            }
             Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => {
                 tracing::info!(node = node_id, "recovered the session database from disk")
             }
@@ -103,7 +107,7 @@ impl SessionStore {
 
     /// Propose a command; returns its outcome once committed and applied.
     pub async fn propose(&self, cmd: Command) -> Result<Outcome, ProposeError> {
-        let t0 = tokio::time::Instant::now();
+        let t0 = crate::clock::Clock::new().instant_now();
         let r = self.raft.client_write(Request(cmd)).await;
         metrics::histogram!(m::COMMIT_SECONDS).record(t0.elapsed().as_secs_f64());
         r.map(|resp| resp.data).map_err(|e| ProposeError::Unavailable(e.to_string()))
@@ -141,7 +145,9 @@ impl SessionStore {
 struct NoPeers;
 
 fn no_peer<E: std::error::Error>() -> RPCError<u64, BasicNode, E> {
-    RPCError::Unreachable(Unreachable::new(&std::io::Error::other("single-node group has no peers")))
+    RPCError::Unreachable(Unreachable::new(&std::io::Error::other(
+        "single-node group has no peers",
+    )))
 }
 
 impl RaftNetworkFactory<Tc> for NoPeers {

@@ -70,12 +70,16 @@ async fn handle(node: Arc<Node>, tcp: TcpStream, peer: SocketAddr) {
                 tracing::info!(%peer, "refused request: {e}");
                 bad_input("http", e.reason());
                 let code = match e {
-                    HttpError::HeadTooLarge | HttpError::TooManyHeaders => (431, "Request Header Fields Too Large"),
+                    HttpError::HeadTooLarge | HttpError::TooManyHeaders => {
+                        (431, "Request Header Fields Too Large")
+                    }
                     HttpError::BodyTooLarge(_) => (413, "Payload Too Large"),
                     HttpError::Unsupported(_) => (501, "Not Implemented"),
                     HttpError::Malformed(_) => (400, "Bad Request"),
                 };
-                let _ = tls.write_all(&http::response(code.0, code.1, &[("Connection", "close")], b"")).await;
+                let _ = tls
+                    .write_all(&http::response(code.0, code.1, &[("Connection", "close")], b""))
+                    .await;
                 let _ = tls.shutdown().await;
                 return;
             }
@@ -84,7 +88,12 @@ async fn handle(node: Arc<Node>, tcp: TcpStream, peer: SocketAddr) {
                 tracing::debug!(%peer, "request timed out");
                 bad_input("http", "timeout");
                 let _ = tls
-                    .write_all(&http::response(408, "Request Timeout", &[("Connection", "close")], b""))
+                    .write_all(&http::response(
+                        408,
+                        "Request Timeout",
+                        &[("Connection", "close")],
+                        b"",
+                    ))
                     .await;
                 let _ = tls.shutdown().await;
                 return;
@@ -96,7 +105,9 @@ async fn handle(node: Arc<Node>, tcp: TcpStream, peer: SocketAddr) {
                 cstp::run(node, tls, buf, head, peer, local_port).await;
             } else {
                 bad_input("http", "connect_path");
-                let _ = tls.write_all(&http::response(404, "Not Found", &[("Connection", "close")], b"")).await;
+                let _ = tls
+                    .write_all(&http::response(404, "Not Found", &[("Connection", "close")], b""))
+                    .await;
             }
             return;
         }

@@ -36,12 +36,20 @@ fn form(node: &Node, error: Option<&str>, selected: Option<&str>) -> Vec<u8> {
 }
 
 /// Answer one HTTP request that is not a CONNECT.
-pub async fn handle(node: &Arc<Node>, head: &RequestHead, body: &[u8], peer: SocketAddr) -> Vec<u8> {
+pub async fn handle(
+    node: &Arc<Node>,
+    head: &RequestHead,
+    body: &[u8],
+    peer: SocketAddr,
+) -> Vec<u8> {
     match head.method.as_str() {
         // Legacy flow (and XML fallback) starts with GET: answer with the form.
         "GET" => form(node, None, None),
         "POST" => {
-            let trimmed = body.iter().position(|b| !b.is_ascii_whitespace()).map_or(&body[..0], |i| &body[i..]);
+            let trimmed = body
+                .iter()
+                .position(|b| !b.is_ascii_whitespace())
+                .map_or(&body[..0], |i| &body[i..]);
             let parsed = if trimmed.first() == Some(&b'<') {
                 auth_xml::parse_config_auth(body)
             } else {
@@ -78,7 +86,12 @@ async fn post(node: &Arc<Node>, a: ClientAuth, peer: SocketAddr) -> Vec<u8> {
     };
     if node.is_stopping() {
         metrics::counter!(m::LOGINS, "result" => "refused").increment(1);
-        return http::response(503, "Service Unavailable", &[("X-Reason", "node is shutting down")], b"");
+        return http::response(
+            503,
+            "Service Unavailable",
+            &[("X-Reason", "node is shutting down")],
+            b"",
+        );
     }
     let group = group.unwrap_or_else(|| node.cfg.tunnel_groups[0].name.clone());
     let delay = node.throttle.delay(node.clock.mono(), peer.ip(), &user);
@@ -89,7 +102,8 @@ async fn post(node: &Arc<Node>, a: ClientAuth, peer: SocketAddr) -> Vec<u8> {
     }
     let users = node.users.clone();
     let u = user.clone();
-    let ok = tokio::task::spawn_blocking(move || users.verify(&u, &password)).await.unwrap_or(false);
+    let ok =
+        tokio::task::spawn_blocking(move || users.verify(&u, &password)).await.unwrap_or(false);
     if !ok {
         node.throttle.failed(node.clock.mono(), peer.ip(), &user);
         metrics::counter!(m::LOGINS, "result" => "failed").increment(1);
@@ -108,7 +122,12 @@ async fn post(node: &Arc<Node>, a: ClientAuth, peer: SocketAddr) -> Vec<u8> {
         Err(e) => {
             tracing::error!("cannot mint a token: {e}");
             metrics::counter!(m::LOGINS, "result" => "error").increment(1);
-            return http::response(503, "Service Unavailable", &[("X-Reason", "no randomness")], b"");
+            return http::response(
+                503,
+                "Service Unavailable",
+                &[("X-Reason", "no randomness")],
+                b"",
+            );
         }
     };
     let cmd = Command::Login(NewSession {
@@ -146,12 +165,22 @@ async fn post(node: &Arc<Node>, a: ClientAuth, peer: SocketAddr) -> Vec<u8> {
         Ok(other) => {
             tracing::error!("unexpected login outcome {other:?}");
             metrics::counter!(m::LOGINS, "result" => "error").increment(1);
-            http::response(503, "Service Unavailable", &[("X-Reason", "session database error")], b"")
+            http::response(
+                503,
+                "Service Unavailable",
+                &[("X-Reason", "session database error")],
+                b"",
+            )
         }
         Err(e) => {
             tracing::warn!(user = %user, "login not committed: {e}");
             metrics::counter!(m::LOGINS, "result" => "error").increment(1);
-            http::response(503, "Service Unavailable", &[("X-Reason", "session database unavailable")], b"")
+            http::response(
+                503,
+                "Service Unavailable",
+                &[("X-Reason", "session database unavailable")],
+                b"",
+            )
         }
     }
 }

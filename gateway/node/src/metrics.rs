@@ -50,7 +50,9 @@ pub fn install() -> Result<PrometheusHandle> {
 
 /// Serve `GET /metrics` (any path, really) on `addr` in plain HTTP.
 pub async fn serve(addr: SocketAddr, handle: PrometheusHandle) -> Result<()> {
-    let l = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding metrics on {addr}"))?;
+    let l = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding metrics on {addr}"))?;
     loop {
         let (mut s, _) = match l.accept().await {
             Ok(x) => x,

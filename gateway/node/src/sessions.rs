@@ -16,10 +16,19 @@ use std::time::Duration;
 /// none of them exists, so their sessions are inactive from now on.
 pub async fn reconcile_after_restart(node: &Node) {
     let me = node.db.node_id();
-    let stale: Vec<_> =
-        node.db.read(|db| db.sessions().flat_map(|s| s.tunnels.iter()).filter(|t| t.node == me).map(|t| t.id).collect());
+    let stale: Vec<_> = node.db.read(|db| {
+        db.sessions()
+            .flat_map(|s| s.tunnels.iter())
+            .filter(|t| t.node == me)
+            .map(|t| t.id)
+            .collect()
+    });
     for id in stale {
-        let cmd = Command::Detach(DetachTunnel { at: node.clock.unix(), id, counters: Default::default() });
+        let cmd = Command::Detach(DetachTunnel {
+            at: node.clock.unix(),
+            id,
+            counters: Default::default(),
+        });
         if let Err(e) = node.db.propose(cmd).await {
             tracing::warn!(tunnel = %id, "could not detach a stale tunnel: {e}");
         }
@@ -95,7 +104,8 @@ pub async fn run_gauges(node: Arc<Node>) {
         metrics::gauge!(m::SESSIONS_ACTIVE).set(active as f64);
         metrics::gauge!(m::SESSIONS_INACTIVE).set(inactive as f64);
         metrics::gauge!(m::ADDRESS_LEASES).set(node.db.read(|db| db.lease_count()) as f64);
-        metrics::gauge!(m::TUNNELS, "kind" => "ssl").set(node.tunnels.count(TunnelKind::Ssl) as f64);
+        metrics::gauge!(m::TUNNELS, "kind" => "ssl")
+            .set(node.tunnels.count(TunnelKind::Ssl) as f64);
         tokio::time::sleep(Duration::from_millis(100)).await;
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}

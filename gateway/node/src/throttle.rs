@@ -25,11 +25,21 @@ pub struct Throttle {
     by_user: Mutex<HashMap<String, Failures>>,
 }
 
-fn current<K: std::hash::Hash + Eq>(m: &HashMap<K, Failures>, k: &K, now: MonoMillis, window: Duration) -> u32 {
+fn current<K: std::hash::Hash + Eq>(
+    m: &HashMap<K, Failures>,
+    k: &K,
+    now: MonoMillis,
+    window: Duration,
+) -> u32 {
     m.get(k).filter(|f| now.since(f.since) < window).map_or(0, |f| f.count)
 }
 
-fn bump<K: std::hash::Hash + Eq + Clone>(m: &mut HashMap<K, Failures>, k: &K, now: MonoMillis, window: Duration) {
+fn bump<K: std::hash::Hash + Eq + Clone>(
+    m: &mut HashMap<K, Failures>,
+    k: &K,
+    now: MonoMillis,
+    window: Duration,
+) {
     if m.len() >= MAX_TRACKED {
         m.retain(|_, f| now.since(f.since) < window);
         if m.len() >= MAX_TRACKED {
@@ -46,7 +56,11 @@ fn bump<K: std::hash::Hash + Eq + Clone>(m: &mut HashMap<K, Failures>, k: &K, no
 impl Throttle {
     /// Throttle with the configured limits.
     pub fn new(limits: LoginLimits) -> Self {
-        Throttle { limits, by_source: Mutex::new(HashMap::new()), by_user: Mutex::new(HashMap::new()) }
+        Throttle {
+            limits,
+            by_source: Mutex::new(HashMap::new()),
+            by_user: Mutex::new(HashMap::new()),
+        }
     }
 
     /// How long to hold this attempt before checking the password: zero under the limits,

@@ -34,8 +34,10 @@ pub fn load_or_generate(
             (c, k)
         }
     };
-    let cert_pem = std::fs::read(&cert_path).with_context(|| format!("reading {}", cert_path.display()))?;
-    let key_pem = std::fs::read_to_string(&key_path).with_context(|| format!("reading {}", key_path.display()))?;
+    let cert_pem =
+        std::fs::read(&cert_path).with_context(|| format!("reading {}", cert_path.display()))?;
+    let key_pem = std::fs::read_to_string(&key_path)
+        .with_context(|| format!("reading {}", key_path.display()))?;
     let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut cert_pem.as_slice())
         .collect::<Result<_, _>>()
         .with_context(|| format!("parsing {}", cert_path.display()))?;
@@ -45,11 +47,13 @@ pub fn load_or_generate(
     let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut key_pem.as_bytes())
         .with_context(|| format!("parsing {}", key_path.display()))?
         .with_context(|| format!("{}: no private key found", key_path.display()))?;
-    let kp = rcgen::KeyPair::from_pem(&key_pem).with_context(|| format!("{}: unsupported key", key_path.display()))?;
+    let kp = rcgen::KeyPair::from_pem(&key_pem)
+        .with_context(|| format!("{}: unsupported key", key_path.display()))?;
     let spki = kp.public_key_der();
     let pin = format!(
         "pin-sha256:{}",
-        base64::engine::general_purpose::STANDARD.encode(ring::digest::digest(&ring::digest::SHA256, &spki))
+        base64::engine::general_purpose::STANDARD
+            .encode(ring::digest::digest(&ring::digest::SHA256, &spki))
     );
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let server_config = rustls::ServerConfig::builder_with_provider(provider)
@@ -64,10 +68,12 @@ pub fn load_or_generate(
 fn generate_self_signed(dir: &Path, cert: &Path, key: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let host = std::fs::read_to_string("/etc/hostname").unwrap_or_else(|_| "gatehouse".into());
-    let mut params = rcgen::CertificateParams::new(vec![host.trim().to_string(), "localhost".into()])
-        .context("certificate parameters")?;
+    let mut params =
+        rcgen::CertificateParams::new(vec![host.trim().to_string(), "localhost".into()])
+            .context("certificate parameters")?;
     params.distinguished_name.push(rcgen::DnType::CommonName, "Gatehouse self-signed");
-    let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).context("generating key")?;
+    let kp =
+        rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).context("generating key")?;
     let c = params.self_signed(&kp).context("self-signing")?;
     std::fs::write(cert, c.pem()).with_context(|| format!("writing {}", cert.display()))?;
     write_private(key, kp.serialize_pem().as_bytes())?;

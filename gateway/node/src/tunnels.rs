@@ -90,7 +90,8 @@ impl Tunnels {
 
     /// Tell one tunnel.
     pub fn send(&self, id: TunnelId, ctl: TunnelCtl) {
-        let v = self.by_index.lock().ok().and_then(|m| m.get(&id.index).cloned()).unwrap_or_default();
+        let v =
+            self.by_index.lock().ok().and_then(|m| m.get(&id.index).cloned()).unwrap_or_default();
         for t in v.iter().filter(|t| t.id == id) {
             let _ = t.ctl.send(ctl);
         }
@@ -101,13 +102,18 @@ impl Tunnels {
         self.by_index
             .lock()
             .ok()
-            .and_then(|m| m.get(&index).map(|v| v.iter().map(|t| (t.id, t.stats.clone())).collect()))
+            .and_then(|m| {
+                m.get(&index).map(|v| v.iter().map(|t| (t.id, t.stats.clone())).collect())
+            })
             .unwrap_or_default()
     }
 
     /// Number of local tunnels of a kind.
     pub fn count(&self, kind: TunnelKind) -> usize {
-        self.by_index.lock().map(|m| m.values().flatten().filter(|t| t.kind == kind).count()).unwrap_or(0)
+        self.by_index
+            .lock()
+            .map(|m| m.values().flatten().filter(|t| t.kind == kind).count())
+            .unwrap_or(0)
     }
 
     /// Whether any tunnel is registered.

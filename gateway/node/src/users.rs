@@ -76,10 +76,16 @@ impl Users {
         }
         let map = match std::fs::read_to_string(&self.path) {
             Ok(t) => {
-                let f: UsersFile = toml::from_str(&t).with_context(|| format!("parsing {}", self.path.display()))?;
+                let f: UsersFile = toml::from_str(&t)
+                    .with_context(|| format!("parsing {}", self.path.display()))?;
                 for u in &f.user {
-                    PasswordHash::new(&u.password_hash)
-                        .map_err(|e| anyhow::anyhow!("{}: user {:?}: bad password_hash: {e}", self.path.display(), u.name))?;
+                    PasswordHash::new(&u.password_hash).map_err(|e| {
+                        anyhow::anyhow!(
+                            "{}: user {:?}: bad password_hash: {e}",
+                            self.path.display(),
+                            u.name
+                        )
+                    })?;
                 }
                 f.user.into_iter().map(|u| (u.name, u.password_hash)).collect()
             }

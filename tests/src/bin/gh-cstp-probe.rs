@@ -60,16 +60,20 @@ impl ServerCertVerifier for AnyCert {
         Ok(HandshakeSignatureValid::assertion())
     }
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        rustls::crypto::ring::default_provider().signature_verification_algorithms.supported_schemes()
+        rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
 fn connector() -> Result<TlsConnector> {
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyCert))
-        .with_no_client_auth();
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .dangerous()
+    .with_custom_certificate_verifier(Arc::new(AnyCert))
+    .with_no_client_auth();
     Ok(TlsConnector::from(Arc::new(cfg)))
 }
 
@@ -99,7 +103,9 @@ async fn read_response<S: AsyncReadExt + Unpin>(s: &mut S) -> Result<(String, St
     let status = head.lines().next().unwrap_or("").to_string();
     let len = head
         .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
+        .find_map(|l| {
+            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string())
+        })
         .and_then(|v| v.parse::<usize>().ok())
         .unwrap_or(0);
     let mut body = buf[end..].to_vec();
@@ -123,7 +129,12 @@ fn post(body: &str) -> String {
     )
 }
 
-async fn login(addr: &str, c: &TlsConnector, user: &str, pass: &str) -> Result<std::result::Result<String, String>> {
+async fn login(
+    addr: &str,
+    c: &TlsConnector,
+    user: &str,
+    pass: &str,
+) -> Result<std::result::Result<String, String>> {
     let mut s = tls(addr, c).await?;
     s.write_all(post(INIT).as_bytes()).await?;
     let (st, _, _) = read_response(&mut s).await?;
@@ -142,7 +153,11 @@ async fn login(addr: &str, c: &TlsConnector, user: &str, pass: &str) -> Result<s
     Ok(cookie.filter(|c| !c.is_empty()).ok_or(st))
 }
 
-async fn connect(addr: &str, c: &TlsConnector, cookie: &str) -> Result<(String, TlsStream<TcpStream>)> {
+async fn connect(
+    addr: &str,
+    c: &TlsConnector,
+    cookie: &str,
+) -> Result<(String, TlsStream<TcpStream>)> {
     let mut s = tls(addr, c).await?;
     let req = format!(
         "CONNECT /CSCOSSLC/tunnel HTTP/1.1\r\nHost: gw\r\nUser-Agent: Open AnyConnect VPN Agent gh-cstp-probe\r\nCookie: webvpn={cookie}\r\nX-CSTP-Version: 1\r\nX-CSTP-Hostname: probe\r\nX-CSTP-Base-MTU: 1500\r\nX-CSTP-MTU: 1399\r\nX-CSTP-Address-Type: IPv4\r\n\r\n"
@@ -165,7 +180,8 @@ async fn next_frame(s: &mut TlsStream<TcpStream>, limit: Duration) -> String {
                 match kind {
                     FrameType::Keepalive | FrameType::DpdReq => continue,
                     FrameType::Disconnect => {
-                        let reason = String::from_utf8_lossy(payload.get(1..).unwrap_or(&[])).into_owned();
+                        let reason =
+                            String::from_utf8_lossy(payload.get(1..).unwrap_or(&[])).into_owned();
                         return format!("frame disconnect {reason}");
                     }
                     k => return format!("frame {k:?} len={}", payload.len()),
@@ -188,7 +204,7 @@ fn hex(s: &str) -> Result<Vec<u8>> {
         .collect()
 }
 
-async fn closed_after<S: AsyncReadExt + Unpin>(s: &mut S, t0: tokio::time::Instant) -> String {
+async fn closed_after<S: AsyncReadExt + Unpin>(s: &mut S, t0: std::time::Instant) -> String {
     let mut b = [0u8; 4096];
     let mut got = Vec::new();
     loop {
@@ -207,7 +223,7 @@ where
     F: Fn() -> Fut + Send + Sync + 'static + Clone,
     Fut: std::future::Future<Output = bool> + Send,
 {
-    let t0 = tokio::time::Instant::now();
+    let t0 = gatehouse_tests::clock::now();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..conc {
@@ -239,7 +255,8 @@ where
 #[tokio::main]
 async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let (addr, scen) = (args.get(1).context("HOST:PORT")?.clone(), args.get(2).context("scenario")?.as_str());
+    let (addr, scen) =
+        (args.get(1).context("HOST:PORT")?.clone(), args.get(2).context("scenario")?.as_str());
     let arg = |i: usize| args.get(i).cloned().context("missing argument");
     let c = connector()?;
     let out = match scen {
@@ -288,18 +305,18 @@ async fn main() -> Result<()> {
         }
         "plaintext" => {
             let mut s = TcpStream::connect(&addr).await?;
-            let t0 = tokio::time::Instant::now();
+            let t0 = gatehouse_tests::clock::now();
             s.write_all(b"GET / HTTP/1.1\r\nHost: gw\r\n\r\n").await?;
             closed_after(&mut s, t0).await
         }
         "silent" => {
             let mut s = tls(&addr, &c).await?;
-            let t0 = tokio::time::Instant::now();
+            let t0 = gatehouse_tests::clock::now();
             closed_after(&mut s, t0).await
         }
         "silent-tcp" => {
             let mut s = TcpStream::connect(&addr).await?;
-            let t0 = tokio::time::Instant::now();
+            let t0 = gatehouse_tests::clock::now();
             closed_after(&mut s, t0).await
         }
         "resume-loop" => {
@@ -308,7 +325,9 @@ async fn main() -> Result<()> {
             let (a, c2) = (addr.clone(), c.clone());
             run_loop(n, conc, move || {
                 let (a, c2, cookie) = (a.clone(), c2.clone(), cookie.clone());
-                async move { matches!(connect(&a, &c2, &cookie).await, Ok((st, _)) if st.contains(" 200 ")) }
+                async move {
+                    matches!(connect(&a, &c2, &cookie).await, Ok((st, _)) if st.contains(" 200 "))
+                }
             })
             .await
         }

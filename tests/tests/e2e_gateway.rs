@@ -266,3 +266,40 @@ fn node_restart_keeps_the_session_and_the_client_resumes_with_the_same_address()
     assert_eq!(node.metric("gatehouse_logins_total", &["result=\"ok\""]), 0.0, "no second login");
     assert_eq!(node.metric("gatehouse_resumes_total", &[]), 1.0);
 }
+
+#[test]
+fn wrong_password_is_refused_counted_logged_without_it_and_slowed_down() {
+    if !require_root("wrong_password_is_refused_counted_logged_without_it_and_slowed_down") {
+        return;
+    }
+    let (topo, node) = setup("e2ef", 5, &NodeOptions::default());
+    // The real client: the form comes back with an error, and with --non-inter it gives up.
+    let mut oc = Openconnect::builder(&topo, topo.gw_outside_ip(), PORT, &node.pin)
+        .password("test", "not-the-password-1")
+        .spawn()
+        .unwrap();
+    let code = oc.wait_exit(Duration::from_secs(20)).expect("openconnect gave up");
+    assert_ne!(code, 0, "a wrong password must not log in");
+    assert_eq!(oc.count_event("connect"), 0);
+    assert_eq!(node.metric("gatehouse_logins_total", &["result=\"failed\""]), 1.0);
+    // Three failures are tolerated per user and source (test config); beyond that each
+    // attempt is held back before the password is even checked.
+    for k in 2..=5 {
+        let r = probe(&topo, &["login", "test", &format!("not-the-password-{k}")]).unwrap();
+        assert!(r.starts_with("refused"), "{r}");
+    }
+    assert_eq!(node.metric("gatehouse_logins_total", &["result=\"failed\""]), 5.0);
+    assert_eq!(node.metric("gatehouse_logins_total", &["result=\"throttled\""]), 1.0, "the 5th try");
+    // The right password still works (slowed, not locked out) and resets the user's counter.
+    let cookie = probe_login(&topo).unwrap();
+    assert_eq!(node.metric("gatehouse_logins_total", &["result=\"throttled\""]), 2.0);
+    assert_eq!(node.metric("gatehouse_logins_total", &["result=\"ok\""]), 1.0);
+    let log = node.log();
+    assert!(log.contains("login failed: wrong username or password"), "failure logged");
+    assert!(log.contains("login slowed down after repeated failures"), "throttling logged");
+    let secrets: Vec<String> = (1..=5).map(|k| format!("not-the-password-{k}")).collect();
+    let mut refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    refs.push(&cookie);
+    refs.push(gatehouse_tests::gatehouse::PASSWORD);
+    assert_no_secrets(&node, &refs);
+}

@@ -303,3 +303,20 @@ fn wrong_password_is_refused_counted_logged_without_it_and_slowed_down() {
     refs.push(gatehouse_tests::gatehouse::PASSWORD);
     assert_no_secrets(&node, &refs);
 }
+
+#[test]
+fn legacy_form_flow_logs_in_too() {
+    if !require_root("legacy_form_flow_logs_in_too") {
+        return;
+    }
+    let (topo, node) = setup("e2eg", 6, &NodeOptions::default());
+    let mut oc = Openconnect::builder(&topo, topo.gw_outside_ip(), PORT, &node.pin)
+        .arg("--no-xmlpost")
+        .spawn()
+        .unwrap();
+    let ip = oc.wait_event("connect", CONNECT).expect("legacy flow connected");
+    assert!(ip.starts_with("10.206.128."), "{ip}");
+    let p = ping(&topo, Role::Client, topo.lan_ip(), 3, Duration::from_millis(100)).unwrap();
+    assert!(p.all_received(), "{}", p.output);
+    assert_eq!(node.metric("gatehouse_logins_total", &["result=\"ok\""]), 1.0);
+}

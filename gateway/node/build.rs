@@ -1,1 +1,29 @@
-fn main() {}
+//! Generates the admin gRPC service (`proto/proto/admin.proto`) with tonic-prost-build.
+//! protoc comes from the system (Debian `protobuf-compiler`, installed by scripts/install-deps.sh)
+//! or from `$PROTOC`.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+const PROTO: &str = "../../proto/proto/admin.proto";
+const INCLUDE: &str = "../../proto/proto";
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed={PROTO}");
+    println!("cargo:rerun-if-env-changed=PROTOC");
+    let protoc = std::env::var_os("PROTOC").map(PathBuf::from).unwrap_or_else(|| "protoc".into());
+    match Command::new(&protoc).arg("--version").output() {
+        Ok(o) if o.status.success() => {}
+        _ => {
+            return Err(format!(
+                "protoc not found (tried {}): the admin API is generated from {PROTO}. \
+                 Install it with `sudo scripts/install-deps.sh` (Debian package protobuf-compiler), \
+                 or point $PROTOC at a protoc binary.",
+                protoc.display()
+            )
+            .into())
+        }
+    }
+    tonic_prost_build::configure().compile_protos(&[PROTO], &[INCLUDE])?;
+    Ok(())
+}

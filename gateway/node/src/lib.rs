@@ -10,6 +10,7 @@ pub mod app;
 pub mod clock;
 pub mod config;
 pub mod cstp;
+pub mod ctl;
 pub mod dataplane;
 pub mod db;
 pub mod gateway;

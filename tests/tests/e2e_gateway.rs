@@ -18,14 +18,26 @@ fn setup(tag: &str, k: u8, opts: &NodeOptions) -> (Topology, GatewayNode) {
     (topo, node)
 }
 
+fn sessions_json(node: &GatewayNode) -> serde_json::Value {
+    let out = node.ctl(&["--json", "show", "vpn-sessiondb", "detail"]).unwrap();
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("bad JSON ({e}): {out}"))
+}
+
 #[test]
-fn login_tunnel_traffic_and_resume_after_tcp_break() {
-    if !require_root("login_tunnel_traffic_and_resume_after_tcp_break") {
+fn login_tunnel_traffic_resume_show_and_logoff() {
+    if !require_root("login_tunnel_traffic_resume_show_and_logoff") {
         return;
     }
     let (topo, node) = setup("e2ea", 0, &NodeOptions::default());
-    let mut oc =
-        Openconnect::builder(&topo, topo.gw_outside_ip(), PORT, &node.pin).spawn().unwrap();
+    // Password login by the real client, cookie printed (--authenticate), then the tunnel.
+    let auth = Openconnect::builder(&topo, topo.gw_outside_ip(), PORT, &node.pin)
+        .authenticate(CONNECT)
+        .unwrap();
+    assert_eq!(auth.exit_code, Some(0), "{}", auth.log);
+    let mut oc = Openconnect::builder(&topo, topo.gw_outside_ip(), PORT, &node.pin)
+        .cookie(&auth.cookie)
+        .spawn()
+        .unwrap();
     let ip = oc.wait_event("connect", CONNECT).expect("openconnect connected");
     assert!(ip.starts_with("10.200.128."), "inner address {ip} from the pool");
     let p = ping(&topo, Role::Client, topo.lan_ip(), 5, Duration::from_millis(100)).unwrap();
@@ -33,6 +45,26 @@ fn login_tunnel_traffic_and_resume_after_tcp_break() {
     let moved = tcp_transfer(&topo, 4 << 20).unwrap();
     assert_eq!(moved, 4 << 20);
     assert_eq!(node.metric("gatehouse_logins_total", &["result=\"ok\""]), 1.0);
+
+    // The headend view: one session, its ssl tunnel, non-zero counters.
+    let text = node.ctl(&["show", "vpn-sessiondb", "detail"]).unwrap();
+    for want in [
+        "Username     : test",
+        &format!("Assigned IP  : {ip}"),
+        "SSL-Tunnel",
+        "Idle TO Left",
+        "Inactivity   : 0h:00m:00s",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    let j = sessions_json(&node);
+    let s = &j["sessions"][0];
+    let index = s["index"].as_u64().unwrap();
+    assert_eq!(s["assigned_ip"], ip.as_str());
+    assert!(s["bytes_rx"].as_u64().unwrap() > 4 << 20, "{s}");
+    assert!(s["bytes_tx"].as_u64().unwrap() > 0, "{s}");
+    assert_eq!(s["tunnels"][0]["id"], format!("{index}.1"));
+    assert!(s["tunnels"][0]["bytes_rx"].as_u64().unwrap() > 0);
 
     // Break the TCP connection under the client: it resumes with its cookie.
     let killed = ss_kill(&topo, Role::Gw, PORT).unwrap();
@@ -43,7 +75,29 @@ fn login_tunnel_traffic_and_resume_after_tcp_break() {
     assert!(p.all_received(), "{}", p.output);
     assert_eq!(node.metric("gatehouse_resumes_total", &[]), 1.0);
     assert_eq!(node.metric("gatehouse_logins_total", &["result=\"ok\""]), 1.0, "no second login");
-    assert!(oc.is_running());
+    let j = sessions_json(&node);
+    let s = &j["sessions"][0];
+    assert_eq!(s["index"].as_u64(), Some(index), "same session index");
+    assert_eq!(s["assigned_ip"], ip.as_str());
+    assert_eq!(s["tunnels"].as_array().map(Vec::len), Some(1));
+    assert_eq!(s["tunnels"][0]["id"], format!("{index}.2"), "new tunnel id");
+    assert_eq!(s["inactive"], false);
+    assert_eq!(s["inactivity_s"], 0, "inactivity reset");
+    assert_eq!(s["resumes"], 1);
+    assert!(s["bytes_rx"].as_u64().unwrap() > 4 << 20, "counters of the first tunnel kept: {s}");
+
+    // Logoff: the client is told and exits; the cookie is refused from then on.
+    let out =
+        node.ctl(&["vpn-sessiondb", "logoff", "index", &index.to_string(), "noconfirm"]).unwrap();
+    assert!(out.contains("logged off : 1"), "{out}");
+    let code = oc.wait_exit(Duration::from_secs(10)).expect("openconnect exits after logoff");
+    assert_ne!(code, 0);
+    assert!(oc.log().contains("Administrator Reset"), "DISCONNECT reason shown by the client");
+    let webvpn = auth.cookie.rsplit("webvpn=").next().unwrap().trim_end_matches(';').to_string();
+    assert_eq!(probe(&topo, &["connect", &webvpn]).unwrap(), "status HTTP/1.1 401 Unauthorized");
+    assert!(node.ctl(&["show", "vpn-sessiondb"]).unwrap().contains("no active sessions"));
+    assert_eq!(node.metric("gatehouse_sessions_ended_total", &["reason=\"admin_logoff\""]), 1.0);
+    assert_no_secrets(&node, &[&webvpn, gatehouse_tests::gatehouse::PASSWORD]);
 }
 
 fn healthy(topo: &Topology, oc: &mut Openconnect, what: &str) {
@@ -289,7 +343,11 @@ fn wrong_password_is_refused_counted_logged_without_it_and_slowed_down() {
         assert!(r.starts_with("refused"), "{r}");
     }
     assert_eq!(node.metric("gatehouse_logins_total", &["result=\"failed\""]), 5.0);
-    assert_eq!(node.metric("gatehouse_logins_total", &["result=\"throttled\""]), 1.0, "the 5th try");
+    assert_eq!(
+        node.metric("gatehouse_logins_total", &["result=\"throttled\""]),
+        1.0,
+        "the 5th try"
+    );
     // The right password still works (slowed, not locked out) and resets the user's counter.
     let cookie = probe_login(&topo).unwrap();
     assert_eq!(node.metric("gatehouse_logins_total", &["result=\"throttled\""]), 2.0);

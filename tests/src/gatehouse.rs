@@ -171,7 +171,10 @@ impl Drop for GatewayNode {
 }
 
 fn config(topo: &Topology, opts: &NodeOptions, dir: &Path) -> String {
-    let extra_node = opts.node.join("\n");
+    let mut extra_node = opts.node.join("\n");
+    if !opts.node.iter().any(|l| l.trim_start().starts_with("mode")) {
+        extra_node.push_str("\nmode = \"routed\"");
+    }
     let extra_policy = opts.policy.join("\n");
     format!(
         r#"[node]
@@ -182,7 +185,6 @@ admin_listen = "127.0.0.1:8444"
 metrics_listen = "127.0.0.1:9464"
 users_file = "users.toml"
 tun_name = "gh0"
-mode = "routed"
 request_timeout = "3s"
 {extra_node}
 

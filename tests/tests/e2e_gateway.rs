@@ -378,3 +378,115 @@ fn legacy_form_flow_logs_in_too() {
     assert!(p.all_received(), "{}", p.output);
     assert_eq!(node.metric("gatehouse_logins_total", &["result=\"ok\""]), 1.0);
 }
+
+#[test]
+fn idle_timeout_closes_the_tunnel_and_keeps_the_session() {
+    if !require_root("idle_timeout_closes_the_tunnel_and_keeps_the_session") {
+        return;
+    }
+    let opts = NodeOptions {
+        policy: vec!["idle_timeout = \"3s\"".into(), "disconnected_timeout = \"10m\"".into()],
+        ..Default::default()
+    };
+    let (topo, node) = setup("e2eh", 7, &opts);
+    let mut oc =
+        Openconnect::builder(&topo, topo.gw_outside_ip(), PORT, &node.pin).spawn().unwrap();
+    oc.wait_event("connect", CONNECT).expect("connected");
+    // No data: keepalives and DPD are control frames and do not count.
+    let code = oc.wait_exit(Duration::from_secs(20)).expect("client told to leave");
+    assert_ne!(code, 0);
+    assert!(oc.log().contains("Idle Timeout"), "DISCONNECT reason shown by the client");
+    assert_eq!(node.metric("gatehouse_idle_teardowns_total", &[]), 1.0);
+    let j = sessions_json(&node);
+    assert_eq!(j["sessions"][0]["inactive"], true, "the session stays, inactive: {j}");
+}
+
+#[test]
+fn max_connect_time_ends_the_session() {
+    if !require_root("max_connect_time_ends_the_session") {
+        return;
+    }
+    let opts =
+        NodeOptions { policy: vec!["max_connect_time = \"4s\"".into()], ..Default::default() };
+    let (topo, node) = setup("e2ei", 8, &opts);
+    let mut oc =
+        Openconnect::builder(&topo, topo.gw_outside_ip(), PORT, &node.pin).spawn().unwrap();
+    oc.wait_event("connect", CONNECT).expect("connected");
+    assert!(oc.log().contains("X-CSTP-Session-Timeout: 4"), "session timeout announced");
+    let code = oc.wait_exit(Duration::from_secs(20)).expect("client told to leave");
+    assert_ne!(code, 0);
+    assert!(oc.log().contains("Max time exceeded"), "DISCONNECT reason shown by the client");
+    assert_eq!(
+        node.metric("gatehouse_sessions_ended_total", &["reason=\"max_connect_time\""]),
+        1.0
+    );
+    assert!(node.ctl(&["show", "vpn-sessiondb"]).unwrap().contains("no active sessions"));
+}
+
+#[test]
+fn simultaneous_logins_log_off_the_oldest_session() {
+    if !require_root("simultaneous_logins_log_off_the_oldest_session") {
+        return;
+    }
+    let opts = NodeOptions { policy: vec!["simultaneous_logins = 1".into()], ..Default::default() };
+    let (topo, node) = setup("e2ej", 9, &opts);
+    let mut first =
+        Openconnect::builder(&topo, topo.gw_outside_ip(), PORT, &node.pin).spawn().unwrap();
+    first.wait_event("connect", CONNECT).expect("first connected");
+    let mut second = Openconnect::builder(&topo, topo.gw_outside_ip(), PORT, &node.pin)
+        .tun_name("ghtun1")
+        .spawn()
+        .unwrap();
+    second.wait_event("connect", CONNECT).expect("second connected");
+    let code = first.wait_exit(Duration::from_secs(10)).expect("the first session is logged off");
+    assert_ne!(code, 0);
+    assert!(first.log().contains("Simultaneous logins exceeded"), "reason shown by the client");
+    assert!(second.is_running());
+    assert_eq!(
+        node.metric("gatehouse_sessions_ended_total", &["reason=\"simultaneous_logins\""]),
+        1.0
+    );
+    let j = sessions_json(&node);
+    assert_eq!(j["sessions"].as_array().map(Vec::len), Some(1), "{j}");
+}
+
+#[test]
+fn nat_mode_masquerades_the_pool_on_the_inside_interface() {
+    if !require_root("nat_mode_masquerades_the_pool_on_the_inside_interface") {
+        return;
+    }
+    let topo = Topology::new("e2ek", 0, &default_pool(0)).expect("topology");
+    // The lan has no route back to the pool: only NAT can make replies come back.
+    topo.run(Role::Lan, ["ip", "route", "del", topo.pool_cidr()]).unwrap();
+    let opts = NodeOptions {
+        node: vec![
+            "mode = \"nat\"".into(),
+            format!("nat_interface = \"{}\"", gatehouse_tests::topology::LAN_IF),
+        ],
+        ..Default::default()
+    };
+    let node = GatewayNode::start(&topo, &opts).expect("gatehouse node in NAT mode");
+    let mut oc =
+        Openconnect::builder(&topo, topo.gw_outside_ip(), PORT, &node.pin).spawn().unwrap();
+    oc.wait_event("connect", CONNECT).expect("connected");
+    let p = ping(&topo, Role::Client, topo.lan_ip(), 3, Duration::from_millis(100)).unwrap();
+    assert!(p.all_received(), "{}", p.output);
+    let rules = topo.run(Role::Gw, ["iptables", "-t", "nat", "-S", "POSTROUTING"]).unwrap();
+    assert!(rules.contains("MASQUERADE") && rules.contains(topo.pool_cidr()), "{rules}");
+}
+
+#[test]
+fn node_stop_sends_terminate_and_the_client_leaves() {
+    if !require_root("node_stop_sends_terminate_and_the_client_leaves") {
+        return;
+    }
+    let (topo, mut node) = setup("e2el", 1, &NodeOptions::default());
+    let mut oc =
+        Openconnect::builder(&topo, topo.gw_outside_ip(), PORT, &node.pin).spawn().unwrap();
+    oc.wait_event("connect", CONNECT).expect("connected");
+    node.signal("TERM").unwrap();
+    assert_eq!(node.wait_exit(Duration::from_secs(10)), Some(0), "clean stop");
+    let code = oc.wait_exit(Duration::from_secs(10)).expect("client leaves on TERMINATE");
+    assert_ne!(code, 0);
+    assert!(oc.log().contains("terminat"), "client saw the server terminate:\n{}", oc.log());
+}

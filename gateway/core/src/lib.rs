@@ -16,7 +16,7 @@ pub use session::{
     Counters, EndReason, ParentSession, TokenHash, TunnelId, TunnelKind, TunnelRecord,
 };
 pub use sessiondb::{
-    AttachTunnel, Command, DetachTunnel, Ended, NewSession, Outcome, Rejection, SessionDb,
+    AttachTunnel, Command, DetachTunnel, Ended, Member, NewSession, Outcome, Rejection, SessionDb,
 };
 pub use time::{MonoMillis, UnixMillis};
 pub use tunnel::{TunnelEvent, TunnelTimer, TunnelTimers, TunnelTimersConfig};

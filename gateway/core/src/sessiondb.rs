@@ -88,6 +88,23 @@ pub enum Command {
         /// Why.
         reason: EndReason,
     },
+    /// A node is alive (sent periodically by every node).
+    Heartbeat {
+        /// Proposer's timestamp.
+        at: UnixMillis,
+        /// The node.
+        node: u64,
+    },
+    /// The leader saw no heartbeat from `node` for `grace_ms`: its tunnels are gone, so their
+    /// sessions become inactive. Rejected if a heartbeat within the grace period committed.
+    NodeDown {
+        /// Proposer's timestamp.
+        at: UnixMillis,
+        /// The silent node.
+        node: u64,
+        /// How long without a heartbeat counts as down.
+        grace_ms: u64,
+    },
     /// End a session whose timer has expired; rejected if it has not (it may have resumed).
     Expire {
         /// Proposer's timestamp.
@@ -104,7 +121,10 @@ impl Command {
             Command::Login(c) => c.at,
             Command::Attach(c) => c.at,
             Command::Detach(c) => c.at,
-            Command::End { at, .. } | Command::Expire { at, .. } => *at,
+            Command::End { at, .. }
+            | Command::Expire { at, .. }
+            | Command::Heartbeat { at, .. }
+            | Command::NodeDown { at, .. } => *at,
         }
     }
 }
@@ -124,6 +144,8 @@ pub enum Rejection {
     NotExpired,
     /// The group policy forbids reconnecting with the cookie.
     ReconnectNotAllowed,
+    /// The node sent a heartbeat within the grace period.
+    NodeAlive,
 }
 
 impl Rejection {
@@ -136,6 +158,7 @@ impl Rejection {
             Rejection::NoSuchTunnel => "No such tunnel",
             Rejection::NotExpired => "Session timer has not expired",
             Rejection::ReconnectNotAllowed => "Reconnect not allowed by group policy",
+            Rejection::NodeAlive => "Node is alive",
         }
     }
 }
@@ -173,6 +196,13 @@ pub enum Outcome {
         /// Whether the session is now inactive.
         inactive: bool,
     },
+    /// A heartbeat was recorded.
+    Alive,
+    /// A node was declared down; these tunnels were detached.
+    NodeDown {
+        /// Detached tunnels.
+        detached: Vec<TunnelId>,
+    },
     /// Sessions ended.
     Ended {
         /// Indices that were live and are now gone.
@@ -195,6 +225,17 @@ pub struct Ended {
     pub at: UnixMillis,
 }
 
+/// A cluster member as the session db sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// Node id.
+    pub id: u64,
+    /// Last committed heartbeat.
+    pub last_heartbeat: UnixMillis,
+    /// Set when the leader declared it down; cleared by its next heartbeat.
+    pub down_since: Option<UnixMillis>,
+}
+
 /// The session database. Serializes to its minimal form; indices are rebuilt on load.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(from = "Persisted", into = "Persisted")]
@@ -204,6 +245,7 @@ pub struct SessionDb {
     pool_cursor: BTreeMap<String, u32>,
     ended: VecDeque<Ended>,
     end_seq: u64,
+    members: BTreeMap<u64, Member>,
     // Derived from `sessions`, rebuilt on load.
     by_token: BTreeMap<TokenHash, u64>,
     leases: BTreeMap<Ipv4Addr, u64>,
@@ -217,6 +259,8 @@ struct Persisted {
     pool_cursor: Vec<(String, u32)>,
     ended: Vec<Ended>,
     end_seq: u64,
+    #[serde(default)]
+    members: Vec<Member>,
 }
 
 impl From<SessionDb> for Persisted {
@@ -227,6 +271,7 @@ impl From<SessionDb> for Persisted {
             pool_cursor: db.pool_cursor.into_iter().collect(),
             ended: db.ended.into_iter().collect(),
             end_seq: db.end_seq,
+            members: db.members.into_values().collect(),
         }
     }
 }
@@ -238,6 +283,7 @@ impl From<Persisted> for SessionDb {
             pool_cursor: p.pool_cursor.into_iter().collect(),
             ended: p.ended.into_iter().collect(),
             end_seq: p.end_seq,
+            members: p.members.into_iter().map(|m| (m.id, m)).collect(),
             ..SessionDb::default()
         };
         for s in p.sessions {
@@ -272,6 +318,17 @@ impl SessionDb {
                 }
                 Outcome::Ended { indices: ended }
             }
+            Command::Heartbeat { at, node } => {
+                let m = self.members.entry(*node).or_insert(Member {
+                    id: *node,
+                    last_heartbeat: *at,
+                    down_since: None,
+                });
+                m.last_heartbeat = m.last_heartbeat.max(*at);
+                m.down_since = None;
+                Outcome::Alive
+            }
+            Command::NodeDown { at, node, grace_ms } => self.node_down(*at, *node, *grace_ms),
             Command::Expire { at, index } => {
                 let Some(s) = self.sessions.get(index) else {
                     return Outcome::Rejected(Rejection::NoSuchSession);
@@ -428,6 +485,40 @@ impl SessionDb {
         Outcome::Detached { inactive }
     }
 
+    fn node_down(&mut self, at: UnixMillis, node: u64, grace_ms: u64) -> Outcome {
+        if let Some(m) = self.members.get(&node) {
+            if at.0 < m.last_heartbeat.0.saturating_add(grace_ms) {
+                return Outcome::Rejected(Rejection::NodeAlive);
+            }
+        }
+        let affected: Vec<u64> = self
+            .sessions
+            .values()
+            .filter(|s| s.tunnels.iter().any(|t| t.node == node))
+            .map(|s| s.index)
+            .collect();
+        let mut detached = Vec::new();
+        for index in affected {
+            let old = self.deadline_key(index);
+            if let Some(s) = self.sessions.get_mut(&index) {
+                detached.extend(s.tunnels.iter().filter(|t| t.node == node).map(|t| t.id));
+                s.tunnels.retain(|t| t.node != node);
+                if !s.has_ssl() && s.inactive_since.is_none() {
+                    s.inactive_since = Some(at);
+                    s.tunnels.clear();
+                }
+            }
+            self.reindex_deadline(index, old);
+        }
+        let m = self.members.entry(node).or_insert(Member {
+            id: node,
+            last_heartbeat: UnixMillis(0),
+            down_since: None,
+        });
+        m.down_since.get_or_insert(at);
+        Outcome::NodeDown { detached }
+    }
+
     fn end(&mut self, index: u64, reason: EndReason, at: UnixMillis) -> bool {
         let old_deadline = self.deadline_key(index);
         let Some(s) = self.sessions.remove(&index) else {
@@ -523,6 +614,11 @@ impl SessionDb {
     /// Journal entries of ended sessions with `seq > after`.
     pub fn ended_since(&self, after: u64) -> impl Iterator<Item = &Ended> {
         self.ended.iter().filter(move |e| e.seq > after)
+    }
+
+    /// Cluster members by id.
+    pub fn members(&self) -> impl Iterator<Item = &Member> {
+        self.members.values()
     }
 
     /// The newest journal sequence number.

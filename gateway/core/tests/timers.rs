@@ -380,3 +380,32 @@ fn snapshot_round_trip_rebuilds_indices() {
     assert_eq!(back.by_token(&tok(1)).map(|s| s.index), Some(a));
     assert_eq!(back.next_deadline(), db.next_deadline());
 }
+
+#[test]
+fn a_silent_node_is_declared_down_and_its_sessions_become_inactive() {
+    let mut db = SessionDb::new();
+    let (index, addr) = login(&mut db, 0, "alice", 1, timers(1800, Some(60), None, 3));
+    let id = tunnel_of(&attach(&mut db, 1 * S, 1, "198.51.100.7", 40000));
+    db.apply(&Command::Heartbeat { at: UnixMillis(2 * S), node: 1 });
+    assert_eq!(
+        db.apply(&Command::NodeDown { at: UnixMillis(4 * S), node: 1, grace_ms: 3 * S }),
+        Outcome::Rejected(Rejection::NodeAlive),
+        "a heartbeat within the grace period keeps the node up"
+    );
+    assert_eq!(
+        db.apply(&Command::NodeDown { at: UnixMillis(5 * S), node: 1, grace_ms: 3 * S }),
+        Outcome::NodeDown { detached: vec![id] }
+    );
+    let s = db.get(index).unwrap();
+    assert!(s.tunnels.is_empty());
+    assert_eq!(s.inactive_since, Some(UnixMillis(5 * S)), "the session is kept, inactive");
+    assert_eq!(db.lease(addr), Some(index));
+    assert_eq!(db.next_deadline(), Some((UnixMillis(65 * S), index)), "disconnected timer runs");
+    // The client resumes elsewhere before the timer: the session is back.
+    attach(&mut db, 10 * S, 1, "198.51.100.7", 40001);
+    assert_eq!(db.get(index).unwrap().inactive_since, None);
+    let m: Vec<_> = db.members().collect();
+    assert_eq!(m[0].down_since, Some(UnixMillis(5 * S)));
+    db.apply(&Command::Heartbeat { at: UnixMillis(11 * S), node: 1 });
+    assert_eq!(db.members().next().unwrap().down_since, None, "a heartbeat brings it back");
+}

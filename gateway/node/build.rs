@@ -6,10 +6,12 @@ use std::path::PathBuf;
 use std::process::Command;
 
 const PROTO: &str = "../../proto/proto/admin.proto";
+const CLUSTER_PROTO: &str = "../../proto/proto/cluster.proto";
 const INCLUDE: &str = "../../proto/proto";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed={PROTO}");
+    println!("cargo:rerun-if-changed={CLUSTER_PROTO}");
     println!("cargo:rerun-if-env-changed=PROTOC");
     let protoc = std::env::var_os("PROTOC").map(PathBuf::from).unwrap_or_else(|| "protoc".into());
     match Command::new(&protoc).arg("--version").output() {
@@ -24,6 +26,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .into())
         }
     }
-    tonic_prost_build::configure().compile_protos(&[PROTO], &[INCLUDE])?;
+    tonic_prost_build::configure().compile_protos(&[PROTO, CLUSTER_PROTO], &[INCLUDE])?;
     Ok(())
 }

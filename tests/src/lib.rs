@@ -21,6 +21,7 @@
 //! ```
 
 pub mod clock;
+pub mod cluster;
 pub mod gatehouse;
 pub mod net;
 pub mod ocserv;

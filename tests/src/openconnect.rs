@@ -257,8 +257,19 @@ impl Openconnect {
     /// trusting only the server key `pin` (`pin-sha256:...`, see
     /// [`crate::pin_sha256_of_cert_pem`]).
     pub fn builder(topo: &Topology, server: Ipv4Addr, port: u16, pin: &str) -> OpenconnectBuilder {
+        Self::builder_in(topo.ns_name(Role::Client), &topo.lan_cidr(), server, port, pin)
+    }
+
+    /// A builder for a client in namespace `ns` that routes `lan_cidr` into the tunnel.
+    pub fn builder_in(
+        ns: &str,
+        lan_cidr: &str,
+        server: Ipv4Addr,
+        port: u16,
+        pin: &str,
+    ) -> OpenconnectBuilder {
         OpenconnectBuilder {
-            ns: topo.ns_name(Role::Client).to_string(),
+            ns: ns.to_string(),
             url: format!("https://{server}:{port}/"),
             pin: pin.to_string(),
             credential: Credential::Password {
@@ -267,7 +278,7 @@ impl Openconnect {
             },
             reconnect_timeout: 60,
             tun: "ghtun0".to_string(),
-            routes: vec![topo.lan_cidr()],
+            routes: vec![lan_cidr.to_string()],
             extra: Vec::new(),
         }
     }

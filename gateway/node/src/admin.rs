@@ -116,6 +116,28 @@ impl pb::admin_server::Admin for AdminService {
             Err(e) => Err(Status::unavailable(format!("logoff not committed, nothing ended: {e}"))),
         }
     }
+
+    async fn show_cluster(
+        &self,
+        _req: Request<pb::ShowClusterRequest>,
+    ) -> Result<Response<pb::ClusterReply>, Status> {
+        Ok(Response::new(crate::cluster::admin::show(&self.node)))
+    }
+
+    async fn add_node(
+        &self,
+        req: Request<pb::AddNodeRequest>,
+    ) -> Result<Response<pb::ClusterReply>, Status> {
+        let r = req.into_inner();
+        crate::cluster::admin::add_node(&self.node, r.id, &r.addr).await.map(Response::new)
+    }
+
+    async fn remove_node(
+        &self,
+        req: Request<pb::RemoveNodeRequest>,
+    ) -> Result<Response<pb::ClusterReply>, Status> {
+        crate::cluster::admin::remove_node(&self.node, req.into_inner().id).await.map(Response::new)
+    }
 }
 
 /// The live view of one tunnel running on this node.

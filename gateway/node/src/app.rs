@@ -22,12 +22,29 @@ pub async fn run(cfg: Config) -> Result<()> {
     let handle = metrics::install()?;
     let identity = tls::load_or_generate(cfg.tls.as_ref(), &cfg.data_dir)?;
     let users = Arc::new(Users::open(&cfg.users_file)?);
-    let db = SessionStore::open(cfg.node_id, &cfg.data_dir).await?;
+    let db = SessionStore::open(cfg.node_id, &cfg.data_dir, cfg.cluster.as_ref()).await?;
+    let (stop_tx, stop_rx) = watch::channel(Stopping::No);
+    let cluster_task = match &cfg.cluster {
+        Some(c) => {
+            let tls = crate::cluster::ClusterTls::load(c)?;
+            let mut stop = stop_rx.clone();
+            let stopped = async move {
+                let _ = stop.changed().await;
+            };
+            Some(crate::cluster::service::serve(&db, c.listen, &tls, stopped).await?)
+        }
+        None => None,
+    };
+    match db.wait_leader(Duration::from_secs(if cfg.cluster.is_some() { 20 } else { 10 })).await {
+        Ok(()) => {}
+        Err(e) if cfg.cluster.is_none() => return Err(e),
+        // A node that starts while most peers are down serves once a quorum is back.
+        Err(e) => tracing::warn!("{e}; logins wait for a quorum"),
+    }
     let dp = DataPlane::open(&cfg)?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("binding {}", cfg.listen))?;
-    let (stop_tx, stop_rx) = watch::channel(Stopping::No);
     let node = Arc::new(Node {
         clock: Clock::new(),
         db,
@@ -40,11 +57,12 @@ pub async fn run(cfg: Config) -> Result<()> {
         stopping: stop_rx,
         cfg,
     });
-    sessions::reconcile_after_restart(&node).await;
     tokio::spawn(dp.run_reader());
     tokio::spawn(sessions::follow_endings(node.clone()));
     tokio::spawn(sessions::run_session_timers(node.clone()));
     tokio::spawn(sessions::run_gauges(node.clone()));
+    tokio::spawn(sessions::run_member_duties(node.clone()));
+    tokio::spawn(metrics::follow_raft(node.db.raft().clone()));
     if let Some(addr) = node.cfg.metrics_listen {
         tokio::spawn(async move {
             if let Err(e) = metrics::serve(addr, handle).await {
@@ -78,6 +96,9 @@ pub async fn run(cfg: Config) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     admin_task.abort();
+    if let Some(t) = cluster_task {
+        t.abort();
+    }
     node.db.shutdown().await;
     Ok(())
 }

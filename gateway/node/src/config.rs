@@ -45,6 +45,29 @@ pub struct LoginLimits {
     pub delay: Duration,
 }
 
+/// The `[cluster]` section: how this node reaches its peers.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// Cluster name (Raft's cluster name; must match on every node).
+    pub name: String,
+    /// Cluster port (Raft and forwarded writes, mutual TLS).
+    pub listen: SocketAddr,
+    /// The cluster CA certificate (PEM).
+    pub ca_cert: PathBuf,
+    /// This node's certificate, naming `node-<id>` (PEM).
+    pub cert: PathBuf,
+    /// Its key.
+    pub key: PathBuf,
+    /// The other initial members: id → cluster address.
+    pub peers: BTreeMap<u64, SocketAddr>,
+    /// How often this node proposes its heartbeat.
+    pub heartbeat: Duration,
+    /// A member silent for this long is declared down by the leader (its tunnels detach).
+    pub node_down_after: Duration,
+    /// A write that has not committed after this long fails (e.g. in a minority partition).
+    pub write_timeout: Duration,
+}
+
 /// A tunnel group (connection profile).
 #[derive(Debug, Clone)]
 pub struct TunnelGroup {
@@ -93,6 +116,8 @@ pub struct Config {
     pub group_policies: BTreeMap<String, GroupPolicy>,
     /// Tunnel groups in config order; the first is the default.
     pub tunnel_groups: Vec<TunnelGroup>,
+    /// Cluster settings; `None` runs a single-node group.
+    pub cluster: Option<ClusterConfig>,
 }
 
 #[derive(Deserialize)]
@@ -107,6 +132,29 @@ struct Raw {
     group_policy: Vec<RawPolicy>,
     #[serde(default)]
     tunnel_group: Vec<RawTunnelGroup>,
+    cluster: Option<RawCluster>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCluster {
+    name: String,
+    listen: String,
+    ca_cert: String,
+    cert: String,
+    key: String,
+    #[serde(default)]
+    peers: Vec<RawPeer>,
+    heartbeat: Option<String>,
+    node_down_after: Option<String>,
+    write_timeout: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPeer {
+    id: u64,
+    addr: String,
 }
 
 #[derive(Deserialize)]
@@ -428,9 +476,62 @@ impl Config {
         if tunnel_groups.is_empty() {
             return Err(err("tunnel_group", "at least one [[tunnel_group]] is required".into()));
         }
+        let node_id = n.id.unwrap_or(1);
+        let cluster = match &raw.cluster {
+            None => None,
+            Some(c) => {
+                let listen = c.listen.parse().map_err(|_| {
+                    err(
+                        "cluster.listen",
+                        format!("{:?} is not an address:port like \"10.0.0.1:7443\"", c.listen),
+                    )
+                })?;
+                let mut peers = BTreeMap::new();
+                for (i, p) in c.peers.iter().enumerate() {
+                    let a: SocketAddr = p.addr.parse().map_err(|_| {
+                        err(
+                            &format!("cluster.peers[{i}].addr"),
+                            format!("{:?} is not an address:port", p.addr),
+                        )
+                    })?;
+                    if p.id == node_id {
+                        return Err(err(
+                            &format!("cluster.peers[{i}].id"),
+                            format!(
+                                "{} is this node's own id (node.id); list only the other members",
+                                p.id
+                            ),
+                        ));
+                    }
+                    if peers.insert(p.id, a).is_some() {
+                        return Err(err(
+                            &format!("cluster.peers[{i}].id"),
+                            format!("{} is listed twice", p.id),
+                        ));
+                    }
+                }
+                let d =
+                    |key: &str, v: &Option<String>, def: u64| -> Result<Duration, ConfigError> {
+                        Ok(dur(key, v, Some(Duration::from_millis(def)))?
+                            .unwrap_or(Duration::from_millis(def)))
+                    };
+                Some(ClusterConfig {
+                    name: c.name.clone(),
+                    listen,
+                    ca_cert: rel(&c.ca_cert),
+                    cert: rel(&c.cert),
+                    key: rel(&c.key),
+                    peers,
+                    heartbeat: d("cluster.heartbeat", &c.heartbeat, 1000)?,
+                    node_down_after: d("cluster.node_down_after", &c.node_down_after, 3000)?,
+                    write_timeout: d("cluster.write_timeout", &c.write_timeout, 3000)?,
+                })
+            }
+        };
         Ok(Config {
+            cluster,
             file: path.to_path_buf(),
-            node_id: n.id.unwrap_or(1),
+            node_id,
             listen,
             data_dir: rel(n.data_dir.as_deref().unwrap_or("data")),
             tls,

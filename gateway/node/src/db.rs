@@ -2,19 +2,17 @@
 //! replicated by openraft with sled storage (gatehouse-raft). Writes go through `propose`
 //! and return only after the entry committed and applied; reads see the applied state.
 //!
-//! This issue runs a single-node group; the network below has no peers to reach. The
-//! multi-node transport (tonic, mutual TLS) replaces it when the cluster is configured.
+//! Without a `[cluster]` section the group has one member; with it, the members talk over
+//! `cluster::network` (tonic, mutual TLS) and writes at followers are forwarded to the leader.
 
+use crate::cluster::network::GrpcNetwork;
+use crate::cluster::{ClusterTls, ForwardReply};
+use crate::config::ClusterConfig;
 use crate::metrics as m;
 use anyhow::{Context, Result};
 use gatehouse_core::{Command, Outcome, SessionDb};
 use gatehouse_raft::{Request, SharedState, TypeConfig};
-use openraft::error::{InstallSnapshotError, RPCError, RaftError, Unreachable};
-use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
-use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
-};
+use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, Config};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -43,7 +41,7 @@ pub type Tc = TypeConfig<Replicated>;
 /// Why a write did not commit.
 #[derive(Debug, thiserror::Error)]
 pub enum ProposeError {
-    /// Raft could not commit the entry (no leader, shutting down, storage failure).
+    /// Raft could not commit the entry (no leader reachable, no quorum, shutting down).
     #[error("session database unavailable: {0}")]
     Unavailable(String),
 }
@@ -55,62 +53,121 @@ pub struct SessionStore {
     state: SharedState<Replicated>,
     applied: watch::Receiver<u64>,
     node_id: u64,
+    network: GrpcNetwork,
+    write_timeout: Duration,
 }
 
 impl SessionStore {
-    /// Open the store under `data_dir/raft` and start Raft. A fresh directory initializes a
-    /// single-member group; an existing one recovers from its snapshot and log.
-    pub async fn open(node_id: u64, data_dir: &Path) -> Result<SessionStore> {
+    /// Open the store under `data_dir/raft` and start Raft. A fresh single node initializes a
+    /// one-member group; in a cluster the lowest id initializes the configured membership and
+    /// the others join when it reaches them. An existing store recovers from snapshot and log.
+    pub async fn open(
+        node_id: u64,
+        data_dir: &Path,
+        cluster: Option<&ClusterConfig>,
+    ) -> Result<SessionStore> {
         let dir = data_dir.join("raft");
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let (log, sm) = gatehouse_raft::open::<Replicated>(&dir)?;
         let state = sm.shared();
         let applied = sm.applied_watch();
         let config = Config {
-            cluster_name: "gatehouse".into(),
+            cluster_name: cluster.map_or_else(|| "gatehouse".to_string(), |c| c.name.clone()),
             heartbeat_interval: 50,
-            election_timeout_min: 150,
-            election_timeout_max: 300,
+            election_timeout_min: 300,
+            election_timeout_max: 600,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(5000),
             max_in_snapshot_log_to_keep: 1000,
             ..Default::default()
         };
         let config = Arc::new(config.validate().context("raft config")?);
-        let raft = openraft::Raft::new(node_id, config, NoPeers, log, sm)
+        let tls = cluster.map(ClusterTls::load).transpose()?;
+        let network = GrpcNetwork::new(tls);
+        let raft = openraft::Raft::new(node_id, config, network.clone(), log, sm)
             .await
             .context("starting raft")?;
         let mut members = BTreeMap::new();
-        members.insert(node_id, BasicNode { addr: String::new() });
-        match raft.initialize(members).await {
-            Ok(()) => {
-                tracing::info!(node = node_id, "initialized a new single-node session database")
-            }
-            Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => {
-                tracing::info!(node = node_id, "recovered the session database from disk")
-            }
-            Err(e) => return Err(anyhow::anyhow!("initializing raft: {e}")),
+        members.insert(
+            node_id,
+            BasicNode { addr: cluster.map(|c| c.listen.to_string()).unwrap_or_default() },
+        );
+        for (id, addr) in cluster.map(|c| c.peers.clone()).unwrap_or_default() {
+            members.insert(id, BasicNode { addr: addr.to_string() });
         }
-        let store = SessionStore { raft, state, applied, node_id };
-        store.wait_leader(Duration::from_secs(10)).await?;
-        Ok(store)
+        let initializer = members.keys().next() == Some(&node_id);
+        if initializer {
+            match raft.initialize(members).await {
+                Ok(()) => tracing::info!(node = node_id, "initialized a new session database"),
+                Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => {
+                    tracing::info!(node = node_id, "recovered the session database from disk")
+                }
+                Err(e) => return Err(anyhow::anyhow!("initializing raft: {e}")),
+            }
+        }
+        let write_timeout = cluster.map_or(Duration::from_secs(3), |c| c.write_timeout);
+        Ok(SessionStore { raft, state, applied, node_id, network, write_timeout })
     }
 
-    async fn wait_leader(&self, limit: Duration) -> Result<()> {
-        let id = self.node_id;
+    /// Wait until a leader is known.
+    pub async fn wait_leader(&self, limit: Duration) -> Result<()> {
         self.raft
             .wait(Some(limit))
-            .metrics(|mm| mm.current_leader == Some(id), "this node is leader")
+            .metrics(|mm| mm.current_leader.is_some(), "a leader is known")
             .await
-            .map_err(|e| anyhow::anyhow!("raft did not elect this node: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("no raft leader: {e}"))?;
         Ok(())
     }
 
-    /// Propose a command; returns its outcome once committed and applied.
+    /// Propose a command; returns its outcome once committed and applied here. A follower
+    /// forwards it to the leader and waits until it has applied the entry itself, so a client
+    /// that logs in on this node finds its session here on its next request. Fails after the
+    /// write timeout (no leader reachable, or no quorum: a minority never commits).
     pub async fn propose(&self, cmd: Command) -> Result<Outcome, ProposeError> {
         let t0 = crate::clock::Clock::new().instant_now();
-        let r = self.raft.client_write(Request(cmd)).await;
+        let r = tokio::time::timeout(self.write_timeout, self.propose_inner(cmd)).await;
         metrics::histogram!(m::COMMIT_SECONDS).record(t0.elapsed().as_secs_f64());
-        r.map(|resp| resp.data).map_err(|e| ProposeError::Unavailable(e.to_string()))
+        match r {
+            Ok(r) => r,
+            Err(_) => Err(ProposeError::Unavailable(format!(
+                "not committed within {} ms (no quorum reachable from node {})",
+                self.write_timeout.as_millis(),
+                self.node_id
+            ))),
+        }
+    }
+
+    async fn propose_inner(&self, cmd: Command) -> Result<Outcome, ProposeError> {
+        let mut backoff = Duration::from_millis(20);
+        loop {
+            match self.raft.client_write(Request(cmd.clone())).await {
+                Ok(resp) => return Ok(resp.data),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                    if let (Some(id), Some(node)) = (f.leader_id, f.leader_node) {
+                        match self.network.peer(id, &node.addr).forward(&cmd).await {
+                            Ok(ForwardReply::Committed { outcome, log_index }) => {
+                                self.wait_applied(log_index).await;
+                                return Ok(outcome);
+                            }
+                            Ok(ForwardReply::Failed(e)) => {
+                                return Err(ProposeError::Unavailable(e))
+                            }
+                            Ok(ForwardReply::NotLeader { .. }) => {}
+                            Err(e) => tracing::debug!(leader = id, "forward failed: {e}"),
+                        }
+                    }
+                }
+                Err(e) => return Err(ProposeError::Unavailable(e.to_string())),
+            }
+            // No leader known yet, or it just changed: wait for the election.
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(300));
+        }
+    }
+
+    /// Wait until this node has applied `index` (bounded by the write timeout).
+    async fn wait_applied(&self, index: u64) {
+        let mut w = self.applied.clone();
+        let _ = tokio::time::timeout(self.write_timeout, w.wait_for(|a| *a >= index)).await;
     }
 
     /// Read the applied state.
@@ -133,55 +190,15 @@ impl SessionStore {
         self.node_id
     }
 
-    /// Stop Raft (flushes nothing extra: every acknowledged write is already on disk).
+    /// The Raft handle (cluster service, admin).
+    pub fn raft(&self) -> &openraft::Raft<Tc> {
+        &self.raft
+    }
+
+    /// Stop Raft (every acknowledged write is already on disk).
     pub async fn shutdown(&self) {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!("raft shutdown: {e}");
         }
-    }
-}
-
-/// The network of a single-node group: there is no peer, so every RPC is unreachable.
-struct NoPeers;
-
-fn no_peer<E: std::error::Error>() -> RPCError<u64, BasicNode, E> {
-    RPCError::Unreachable(Unreachable::new(&std::io::Error::other(
-        "single-node group has no peers",
-    )))
-}
-
-impl RaftNetworkFactory<Tc> for NoPeers {
-    type Network = NoPeers;
-    async fn new_client(&mut self, _target: u64, _node: &BasicNode) -> Self::Network {
-        NoPeers
-    }
-}
-
-impl RaftNetwork<Tc> for NoPeers {
-    async fn append_entries(
-        &mut self,
-        _rpc: AppendEntriesRequest<Tc>,
-        _option: RPCOption,
-    ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        Err(no_peer())
-    }
-
-    async fn install_snapshot(
-        &mut self,
-        _rpc: InstallSnapshotRequest<Tc>,
-        _option: RPCOption,
-    ) -> Result<
-        InstallSnapshotResponse<u64>,
-        RPCError<u64, BasicNode, RaftError<u64, InstallSnapshotError>>,
-    > {
-        Err(no_peer())
-    }
-
-    async fn vote(
-        &mut self,
-        _rpc: VoteRequest<u64>,
-        _option: RPCOption,
-    ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        Err(no_peer())
     }
 }

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod app;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod cstp;
 pub mod ctl;

@@ -26,6 +26,31 @@ enum Cmd {
         #[arg(short, long)]
         config: PathBuf,
     },
+    /// Write a cluster: a cluster CA, and per node a certificate and a config
+    /// (`DIR/node-<id>/node.toml`). Nodes form the group on first start.
+    Init {
+        /// Cluster name.
+        #[arg(long)]
+        cluster: String,
+        /// Number of nodes (ids 1..=N).
+        #[arg(long)]
+        nodes: usize,
+        /// Output directory.
+        #[arg(long, default_value = "gatehouse-cluster")]
+        dir: PathBuf,
+        /// Node addresses, comma-separated, in id order (default 127.0.0.1..N on loopback).
+        #[arg(long, value_delimiter = ',')]
+        addrs: Vec<std::net::IpAddr>,
+        /// Client-facing port.
+        #[arg(long, default_value_t = 443)]
+        client_port: u16,
+        /// Cluster port.
+        #[arg(long, default_value_t = 7443)]
+        cluster_port: u16,
+        /// Address pool shared by the cluster.
+        #[arg(long, default_value = "10.99.0.0/24")]
+        pool: String,
+    },
     /// Run a local node with embedded defaults: writes DIR/node.toml and a demo user on first
     /// start, a self-signed certificate, sled in DIR/data; prints how to connect.
     Demo {
@@ -58,6 +83,44 @@ fn main() -> ExitCode {
                 Err(e) => {
                     eprintln!("gatehouse: bad config: {e}");
                     ExitCode::from(64)
+                }
+            };
+        }
+        Cmd::Init { cluster, nodes, dir, addrs, client_port, cluster_port, pool } => {
+            let addrs = if addrs.is_empty() {
+                (1..=nodes)
+                    .map(|i| std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, i as u8)))
+                    .collect()
+            } else {
+                addrs
+            };
+            if nodes == 0 || addrs.len() != nodes {
+                eprintln!(
+                    "gatehouse init: --nodes {nodes} needs {nodes} --addrs (got {})",
+                    addrs.len()
+                );
+                return ExitCode::from(64);
+            }
+            let plan = gatehouse_node::cluster::pki::InitPlan {
+                cluster: &cluster,
+                dir: &dir,
+                addrs,
+                client_port,
+                cluster_port,
+                pool: &pool,
+            };
+            return match gatehouse_node::cluster::pki::init(plan) {
+                Ok(()) => {
+                    eprintln!(
+                        "wrote {}/ca.pem and node-1 … node-{nodes}: start each with `gatehouse run --config {}/node-<id>/node.toml`",
+                        dir.display(),
+                        dir.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("gatehouse init: {e:#}");
+                    ExitCode::from(1)
                 }
             };
         }

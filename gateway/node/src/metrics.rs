@@ -36,6 +36,57 @@ pub const TUNNEL_QUEUE_DROPS: &str = "gatehouse_tunnel_queue_drops_total";
 /// Histogram: seconds from proposing a command to its commit and apply.
 pub const COMMIT_SECONDS: &str = "gatehouse_raft_commit_seconds";
 
+/// Gauge: current Raft term.
+pub const RAFT_TERM: &str = "gatehouse_raft_term";
+/// Counter: leader changes seen by this node.
+pub const RAFT_LEADER_CHANGES: &str = "gatehouse_raft_leader_changes_total";
+/// Gauge: 1 while this node is the leader.
+pub const RAFT_IS_LEADER: &str = "gatehouse_raft_is_leader";
+/// Gauge: entries in the log (last index − purged index).
+pub const RAFT_LOG_ENTRIES: &str = "gatehouse_raft_log_entries";
+/// Gauge: last log index.
+pub const RAFT_LAST_LOG_INDEX: &str = "gatehouse_raft_last_log_index";
+/// Gauge: last applied index.
+pub const RAFT_APPLIED_INDEX: &str = "gatehouse_raft_applied_index";
+/// Gauge: last log index − last applied index.
+pub const RAFT_APPLY_LAG: &str = "gatehouse_raft_apply_lag";
+/// Counter: snapshots built or installed.
+pub const RAFT_SNAPSHOTS: &str = "gatehouse_raft_snapshots_total";
+
+/// Export openraft's metrics of `raft` as they change.
+pub async fn follow_raft(raft: openraft::Raft<crate::db::Tc>) {
+    let mut rx = raft.metrics();
+    let (mut leader, mut snapshot) = (None, None);
+    loop {
+        let m = rx.borrow_and_update().clone();
+        let last = m.last_log_index.unwrap_or(0);
+        let applied = m.last_applied.map_or(0, |l| l.index);
+        let purged = m.purged.map_or(0, |l| l.index + 1);
+        metrics::gauge!(RAFT_TERM).set(m.current_term as f64);
+        metrics::gauge!(RAFT_IS_LEADER).set(if m.current_leader == Some(m.id) { 1.0 } else { 0.0 });
+        metrics::gauge!(RAFT_LAST_LOG_INDEX).set(last as f64);
+        metrics::gauge!(RAFT_APPLIED_INDEX).set(applied as f64);
+        metrics::gauge!(RAFT_APPLY_LAG).set(last.saturating_sub(applied) as f64);
+        metrics::gauge!(RAFT_LOG_ENTRIES).set(last.saturating_sub(purged) as f64 + 1.0);
+        if m.current_leader != leader {
+            if m.current_leader.is_some() {
+                metrics::counter!(RAFT_LEADER_CHANGES).increment(1);
+                tracing::info!(leader = ?m.current_leader, term = m.current_term, "raft leader");
+            }
+            leader = m.current_leader;
+        }
+        if m.snapshot != snapshot {
+            if m.snapshot.is_some() {
+                metrics::counter!(RAFT_SNAPSHOTS).increment(1);
+            }
+            snapshot = m.snapshot;
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 /// Install the global recorder; returns the handle that renders the exposition text.
 pub fn install() -> Result<PrometheusHandle> {
     PrometheusBuilder::new()

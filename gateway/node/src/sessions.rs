@@ -8,30 +8,67 @@
 use crate::metrics as m;
 use crate::node::Node;
 use crate::tunnels::TunnelCtl;
-use gatehouse_core::{Command, DetachTunnel, EndReason, TunnelKind};
+use gatehouse_core::{Command, DetachTunnel, EndReason, TunnelId, TunnelKind};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Detach every tunnel the replicated state still records on this node: after a restart
-/// none of them exists, so their sessions are inactive from now on.
-pub async fn reconcile_after_restart(node: &Node) {
+/// A member's periodic duties:
+/// - in a cluster, propose this node's heartbeat; as leader, declare members silent for
+///   `node_down_after` down, which detaches their tunnels (their clients resume elsewhere, or
+///   the disconnected timer runs);
+/// - detach tunnels the replicated state records on this node that do not run here: after a
+///   restart none of them exists, and an attach whose client was refused may commit late.
+pub async fn run_member_duties(node: Arc<Node>) {
     let me = node.db.node_id();
-    let stale: Vec<_> = node.db.read(|db| {
-        db.sessions()
-            .flat_map(|s| s.tunnels.iter())
-            .filter(|t| t.node == me)
-            .map(|t| t.id)
-            .collect()
-    });
-    for id in stale {
-        let cmd = Command::Detach(DetachTunnel {
-            at: node.clock.unix(),
-            id,
-            counters: Default::default(),
-        });
-        if let Err(e) = node.db.propose(cmd).await {
-            tracing::warn!(tunnel = %id, "could not detach a stale tunnel: {e}");
+    let every = node.cfg.cluster.as_ref().map_or(Duration::from_secs(2), |c| c.heartbeat);
+    loop {
+        let now = node.clock.unix();
+        if let Some(c) = &node.cfg.cluster {
+            if let Err(e) = node.db.propose(Command::Heartbeat { at: now, node: me }).await {
+                tracing::debug!("heartbeat not committed: {e}");
+            }
+            if node.db.is_leader() {
+                let grace = c.node_down_after.as_millis() as u64;
+                let silent: Vec<u64> = node.db.read(|db| {
+                    db.members()
+                        .filter(|m| m.id != me && m.down_since.is_none())
+                        .filter(|m| now.0 >= m.last_heartbeat.0.saturating_add(grace))
+                        .map(|m| m.id)
+                        .collect()
+                });
+                for id in silent {
+                    match node
+                        .db
+                        .propose(Command::NodeDown { at: now, node: id, grace_ms: grace })
+                        .await
+                    {
+                        Ok(gatehouse_core::Outcome::NodeDown { detached }) => {
+                            tracing::warn!(
+                                member = id,
+                                tunnels = detached.len(),
+                                "member declared down"
+                            )
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::debug!("node-down not committed: {e}"),
+                    }
+                }
+            }
         }
+        let stale: Vec<TunnelId> = node.db.read(|db| {
+            db.sessions()
+                .flat_map(|s| s.tunnels.iter())
+                .filter(|t| t.node == me && now.0 >= t.started.0.saturating_add(5_000))
+                .map(|t| t.id)
+                .collect()
+        });
+        for id in stale.into_iter().filter(|id| !node.tunnels.contains(*id)) {
+            let cmd = Command::Detach(DetachTunnel { at: now, id, counters: Default::default() });
+            if let Err(e) = node.db.propose(cmd).await {
+                tracing::debug!(tunnel = %id, "could not detach a stale tunnel: {e}");
+            }
+        }
+        tokio::time::sleep(every).await;
     }
 }
 

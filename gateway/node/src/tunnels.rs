@@ -108,6 +108,14 @@ impl Tunnels {
             .unwrap_or_default()
     }
 
+    /// Whether a tunnel runs here.
+    pub fn contains(&self, id: TunnelId) -> bool {
+        self.by_index
+            .lock()
+            .map(|m| m.get(&id.index).is_some_and(|v| v.iter().any(|t| t.id == id)))
+            .unwrap_or(false)
+    }
+
     /// Number of local tunnels of a kind.
     pub fn count(&self, kind: TunnelKind) -> usize {
         self.by_index

@@ -42,10 +42,27 @@ enum Cmd {
         #[command(subcommand)]
         action: UserCmd,
     },
+    /// Cluster membership (run on the leader).
+    Cluster {
+        #[command(subcommand)]
+        action: ClusterCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClusterCmd {
+    /// Add node ID reachable at ADDR (host:cluster-port): learner, then voter.
+    #[command(name = "add-node")]
+    AddNode { id: u64, addr: String },
+    /// Remove node ID from the voters.
+    #[command(name = "remove-node")]
+    RemoveNode { id: u64 },
 }
 
 #[derive(Subcommand)]
 enum ShowCmd {
+    /// Raft members, leader, term, commit and applied index, each node's lag.
+    Cluster,
     /// show vpn-sessiondb [detail] [filter inactive | filter name U | filter ipaddress A | filter tunnel-group G]
     #[command(name = "vpn-sessiondb")]
     VpnSessiondb {
@@ -106,6 +123,15 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| DEFAULT_ADMIN.to_string());
     let result = match cli.cmd {
         Cmd::User { action: UserCmd::Add { name, users_file } } => add_user(&name, &users_file),
+        Cmd::Show { what: ShowCmd::Cluster } => {
+            block_on(cluster(ClusterOp::Show, &admin, cli.json))
+        }
+        Cmd::Cluster { action: ClusterCmd::AddNode { id, addr } } => {
+            block_on(cluster(ClusterOp::Add(id, addr), &admin, cli.json))
+        }
+        Cmd::Cluster { action: ClusterCmd::RemoveNode { id } } => {
+            block_on(cluster(ClusterOp::Remove(id), &admin, cli.json))
+        }
         Cmd::Show { what: ShowCmd::VpnSessiondb { words } } => {
             block_on(show_sessions(words, &admin, cli.json))
         }
@@ -134,6 +160,27 @@ fn block_on(f: impl std::future::Future<Output = Result<(), Failure>>) -> Result
     match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt.block_on(f),
         Err(e) => Err(Failure::Failed(format!("cannot start the runtime: {e}"))),
+    }
+}
+
+enum ClusterOp {
+    Show,
+    Add(u64, String),
+    Remove(u64),
+}
+
+async fn cluster(op: ClusterOp, addr: &str, as_json: bool) -> Result<(), Failure> {
+    let mut admin = Admin::connect(addr).await?;
+    let reply = match op {
+        ClusterOp::Show => admin.show_cluster().await?,
+        ClusterOp::Add(id, a) => admin.add_node(id, a).await?,
+        ClusterOp::Remove(id) => admin.remove_node(id).await?,
+    };
+    if as_json {
+        print_json(&gatehouse_node::ctl::cluster::ClusterJson::from(&reply))
+    } else {
+        print!("{}", gatehouse_node::ctl::cluster::render(&reply));
+        Ok(())
     }
 }
 

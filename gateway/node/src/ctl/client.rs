@@ -130,4 +130,28 @@ impl Admin {
             Err(s) => Err(self.status(s)),
         }
     }
+
+    /// `ShowCluster`.
+    pub async fn show_cluster(&mut self) -> Result<pb::ClusterReply, RpcError> {
+        match self.client.show_cluster(pb::ShowClusterRequest {}).await {
+            Ok(r) => Ok(r.into_inner()),
+            Err(s) => Err(self.status(s)),
+        }
+    }
+
+    /// `AddNode`.
+    pub async fn add_node(&mut self, id: u64, addr: String) -> Result<pb::ClusterReply, RpcError> {
+        match self.client.add_node(pb::AddNodeRequest { id, addr }).await {
+            Ok(r) => Ok(r.into_inner()),
+            Err(s) => Err(self.status(s)),
+        }
+    }
+
+    /// `RemoveNode`.
+    pub async fn remove_node(&mut self, id: u64) -> Result<pb::ClusterReply, RpcError> {
+        match self.client.remove_node(pb::RemoveNodeRequest { id }).await {
+            Ok(r) => Ok(r.into_inner()),
+            Err(s) => Err(self.status(s)),
+        }
+    }
 }

@@ -3,6 +3,7 @@
 //! so everything here is tested without a running node.
 
 pub mod client;
+pub mod cluster;
 pub mod json;
 pub mod show;
 pub mod time;

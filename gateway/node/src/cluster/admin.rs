@@ -1,0 +1,114 @@
+//! The cluster part of the admin API: `show cluster`, `cluster add-node`, `cluster remove-node`.
+
+use crate::admin::pb;
+use crate::node::Node;
+use openraft::{BasicNode, ServerState};
+use std::collections::BTreeSet;
+use tonic::Status;
+
+/// The Raft view from this node.
+pub fn show(node: &Node) -> pb::ClusterReply {
+    let m = node.db.raft().metrics().borrow().clone();
+    let last = m.last_log_index.unwrap_or(0);
+    let applied = m.last_applied.map_or(0, |l| l.index);
+    let matched: std::collections::BTreeMap<u64, u64> = m
+        .replication
+        .as_ref()
+        .map(|r| r.iter().map(|(id, l)| (*id, l.map_or(0, |l| l.index))).collect())
+        .unwrap_or_default();
+    let membership = m.membership_config.membership();
+    let voters: BTreeSet<u64> = membership.voter_ids().collect();
+    let heartbeats: std::collections::BTreeMap<u64, (u64, bool)> = node.db.read(|db| {
+        db.members().map(|mm| (mm.id, (mm.last_heartbeat.0, mm.down_since.is_some()))).collect()
+    });
+    let members = membership
+        .nodes()
+        .map(|(id, n): (&u64, &BasicNode)| {
+            let hb = heartbeats.get(id);
+            pb::ClusterMember {
+                id: *id,
+                addr: n.addr.clone(),
+                voter: voters.contains(id),
+                matched_index: matched.get(id).copied(),
+                lag: matched.get(id).map(|x| last.saturating_sub(*x)),
+                last_heartbeat_unix_ms: hb.map(|h| h.0),
+                down: hb.is_some_and(|h| h.1),
+            }
+        })
+        .collect();
+    // Commit index on the leader: the highest index a majority of voters has.
+    let commit = if m.state == ServerState::Leader && !voters.is_empty() {
+        let mut v: Vec<u64> =
+            voters.iter().map(|id| matched.get(id).copied().unwrap_or(0)).collect();
+        v.sort_unstable();
+        v[(v.len() - 1) / 2]
+    } else {
+        applied
+    };
+    pb::ClusterReply {
+        node_id: m.id,
+        state: format!("{:?}", m.state),
+        term: m.current_term,
+        leader: m.current_leader,
+        last_log_index: last,
+        applied_index: applied,
+        commit_index: commit,
+        members,
+        snapshot_index: m.snapshot.map_or(0, |s| s.index),
+    }
+}
+
+fn not_leader(node: &Node) -> Status {
+    let m = node.db.raft().metrics().borrow().clone();
+    let leader = m.current_leader.and_then(|l| {
+        m.membership_config.membership().get_node(&l).map(|n| format!("node {l} ({})", n.addr))
+    });
+    Status::failed_precondition(format!(
+        "membership changes run on the leader; this is node {}, the leader is {}",
+        m.id,
+        leader.unwrap_or_else(|| "unknown".into())
+    ))
+}
+
+/// Add node `id` at `addr`: learner first (it catches up by log or snapshot), then voter.
+pub async fn add_node(node: &Node, id: u64, addr: &str) -> Result<pb::ClusterReply, Status> {
+    if !node.db.is_leader() {
+        return Err(not_leader(node));
+    }
+    if addr.parse::<std::net::SocketAddr>().is_err() {
+        return Err(Status::invalid_argument(format!("{addr:?} is not a host:port address")));
+    }
+    let raft = node.db.raft();
+    raft.add_learner(id, BasicNode { addr: addr.to_string() }, true)
+        .await
+        .map_err(|e| Status::unavailable(format!("adding node {id} as learner: {e}")))?;
+    let mut voters: BTreeSet<u64> =
+        raft.metrics().borrow().membership_config.membership().voter_ids().collect();
+    voters.insert(id);
+    raft.change_membership(voters, false)
+        .await
+        .map_err(|e| Status::unavailable(format!("making node {id} a voter: {e}")))?;
+    tracing::info!(member = id, %addr, "node added to the cluster");
+    Ok(show(node))
+}
+
+/// Remove node `id` from the voters.
+pub async fn remove_node(node: &Node, id: u64) -> Result<pb::ClusterReply, Status> {
+    if !node.db.is_leader() {
+        return Err(not_leader(node));
+    }
+    let raft = node.db.raft();
+    let mut voters: BTreeSet<u64> =
+        raft.metrics().borrow().membership_config.membership().voter_ids().collect();
+    if !voters.remove(&id) {
+        return Err(Status::not_found(format!("node {id} is not a voter")));
+    }
+    if voters.is_empty() {
+        return Err(Status::invalid_argument("cannot remove the last voter"));
+    }
+    raft.change_membership(voters, false)
+        .await
+        .map_err(|e| Status::unavailable(format!("removing node {id}: {e}")))?;
+    tracing::info!(member = id, "node removed from the cluster");
+    Ok(show(node))
+}

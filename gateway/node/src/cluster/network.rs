@@ -1,0 +1,185 @@
+//! openraft's network over tonic: one lazily connected gRPC channel per peer, mutual TLS.
+//! Payloads are openraft's serde types as JSON (see proto/proto/cluster.proto).
+
+use super::pb::cluster_client::ClusterClient;
+use super::pb::Payload;
+use super::{ClusterTls, ForwardReply};
+use crate::db::Tc;
+use gatehouse_core::Command;
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::BasicNode;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::time::Duration;
+use tonic::transport::{Channel, Endpoint};
+
+/// Builds a [`Peer`] per target.
+#[derive(Clone)]
+pub struct GrpcNetwork {
+    tls: Option<ClusterTls>,
+}
+
+impl GrpcNetwork {
+    /// A network presenting our cluster certificate; `None` for a single-node group, whose
+    /// Raft never calls a peer.
+    pub fn new(tls: Option<ClusterTls>) -> Self {
+        GrpcNetwork { tls }
+    }
+
+    /// A client to node `target` at `addr` (for forwarded writes).
+    pub fn peer(&self, target: u64, addr: &str) -> Peer {
+        Peer { target, addr: addr.to_string(), tls: self.tls.clone(), client: None }
+    }
+}
+
+/// The transport error of one call.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// Could not reach the peer.
+    #[error("node unreachable: {0}")]
+    Unreachable(String),
+    /// Reached it, but the call failed or the answer did not decode.
+    #[error("cluster call failed: {0}")]
+    Failed(String),
+}
+
+/// A connection to one peer.
+pub struct Peer {
+    target: u64,
+    addr: String,
+    tls: Option<ClusterTls>,
+    client: Option<ClusterClient<Channel>>,
+}
+
+impl Peer {
+    fn client(&mut self) -> Result<ClusterClient<Channel>, CallError> {
+        if let Some(c) = &self.client {
+            return Ok(c.clone());
+        }
+        let tls = self
+            .tls
+            .as_ref()
+            .ok_or_else(|| CallError::Unreachable("no [cluster] configured".into()))?;
+        let ep = Endpoint::from_shared(format!("https://{}", self.addr))
+            .map_err(|e| CallError::Failed(format!("bad peer address {}: {e}", self.addr)))?
+            .tls_config(tls.client(self.target))
+            .map_err(|e| CallError::Failed(format!("TLS config: {e}")))?
+            .connect_timeout(Duration::from_millis(500))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(2))
+            .keep_alive_timeout(Duration::from_secs(2));
+        let c = ClusterClient::new(ep.connect_lazy())
+            .max_decoding_message_size(256 << 20)
+            .max_encoding_message_size(256 << 20);
+        self.client = Some(c.clone());
+        Ok(c)
+    }
+
+    async fn call<Q: Serialize, A: DeserializeOwned>(
+        &mut self,
+        method: &'static str,
+        req: &Q,
+        ttl: Duration,
+    ) -> Result<A, CallError> {
+        let json = serde_json::to_vec(req).map_err(|e| CallError::Failed(e.to_string()))?;
+        let mut c = self.client()?;
+        let req = tonic::Request::new(Payload { json });
+        let fut = async {
+            match method {
+                "append" => c.append_entries(req).await,
+                "vote" => c.vote(req).await,
+                "snapshot" => c.install_snapshot(req).await,
+                _ => c.forward(req).await,
+            }
+        };
+        let resp = match tokio::time::timeout(ttl, fut).await {
+            Err(_) => {
+                return Err(CallError::Unreachable(format!(
+                    "{method} to node {} timed out",
+                    self.target
+                )))
+            }
+            Ok(Err(status)) => {
+                // A broken channel is rebuilt on the next call.
+                self.client = None;
+                return Err(if status.code() == tonic::Code::Unavailable {
+                    CallError::Unreachable(status.message().to_string())
+                } else {
+                    CallError::Failed(format!("{}: {}", status.code(), status.message()))
+                });
+            }
+            Ok(Ok(r)) => r.into_inner(),
+        };
+        serde_json::from_slice(&resp.json)
+            .map_err(|e| CallError::Failed(format!("bad answer: {e}")))
+    }
+
+    async fn raft_call<Q: Serialize, A: DeserializeOwned, E>(
+        &mut self,
+        method: &'static str,
+        req: &Q,
+        ttl: Duration,
+    ) -> Result<A, RPCError<u64, BasicNode, E>>
+    where
+        E: std::error::Error + DeserializeOwned,
+    {
+        match self.call::<Q, Result<A, E>>(method, req, ttl).await {
+            Ok(Ok(a)) => Ok(a),
+            Ok(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
+            Err(CallError::Unreachable(m)) => {
+                Err(RPCError::Unreachable(Unreachable::new(&std::io::Error::other(m))))
+            }
+            Err(CallError::Failed(m)) => {
+                Err(RPCError::Network(NetworkError::new(&std::io::Error::other(m))))
+            }
+        }
+    }
+
+    /// Forward a session-db command to this peer (the leader).
+    pub async fn forward(&mut self, cmd: &Command) -> Result<ForwardReply, CallError> {
+        self.call("forward", cmd, Duration::from_secs(5)).await
+    }
+}
+
+impl RaftNetworkFactory<Tc> for GrpcNetwork {
+    type Network = Peer;
+    async fn new_client(&mut self, target: u64, node: &BasicNode) -> Peer {
+        self.peer(target, &node.addr)
+    }
+}
+
+impl RaftNetwork<Tc> for Peer {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<Tc>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
+        self.raft_call("append", &rpc, option.hard_ttl()).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<Tc>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<u64>,
+        RPCError<u64, BasicNode, RaftError<u64, InstallSnapshotError>>,
+    > {
+        self.raft_call("snapshot", &rpc, option.hard_ttl()).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<u64>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
+        self.raft_call("vote", &rpc, option.hard_ttl()).await
+    }
+}

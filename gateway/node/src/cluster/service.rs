@@ -1,0 +1,91 @@
+//! The cluster service: answers peers' Raft RPCs and commits writes forwarded by followers.
+
+use super::pb::cluster_server::{Cluster, ClusterServer};
+use super::pb::Payload;
+use super::{ClusterTls, ForwardReply};
+use crate::db::{SessionStore, Tc};
+use gatehouse_core::Command;
+use gatehouse_raft::Request;
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use serde::Serialize;
+use std::net::SocketAddr;
+use tonic::{Response, Status};
+
+struct Service {
+    raft: openraft::Raft<Tc>,
+}
+
+fn decode<T: serde::de::DeserializeOwned>(p: &Payload) -> Result<T, Status> {
+    serde_json::from_slice(&p.json)
+        .map_err(|e| Status::invalid_argument(format!("undecodable payload: {e}")))
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Response<Payload>, Status> {
+    serde_json::to_vec(v)
+        .map(|json| Response::new(Payload { json }))
+        .map_err(|e| Status::internal(e.to_string()))
+}
+
+#[tonic::async_trait]
+impl Cluster for Service {
+    async fn append_entries(
+        &self,
+        r: tonic::Request<Payload>,
+    ) -> Result<Response<Payload>, Status> {
+        let req: AppendEntriesRequest<Tc> = decode(r.get_ref())?;
+        encode(&self.raft.append_entries(req).await)
+    }
+
+    async fn vote(&self, r: tonic::Request<Payload>) -> Result<Response<Payload>, Status> {
+        let req: VoteRequest<u64> = decode(r.get_ref())?;
+        encode(&self.raft.vote(req).await)
+    }
+
+    async fn install_snapshot(
+        &self,
+        r: tonic::Request<Payload>,
+    ) -> Result<Response<Payload>, Status> {
+        let req: InstallSnapshotRequest<Tc> = decode(r.get_ref())?;
+        encode(&self.raft.install_snapshot(req).await)
+    }
+
+    async fn forward(&self, r: tonic::Request<Payload>) -> Result<Response<Payload>, Status> {
+        let cmd: Command = decode(r.get_ref())?;
+        let reply = match self.raft.client_write(Request(cmd)).await {
+            Ok(resp) => {
+                ForwardReply::Committed { outcome: resp.data, log_index: resp.log_id.index }
+            }
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                ForwardReply::NotLeader { leader: f.leader_id }
+            }
+            Err(e) => ForwardReply::Failed(e.to_string()),
+        };
+        encode(&reply)
+    }
+}
+
+/// Serve the cluster port with mutual TLS until `stop` resolves.
+pub async fn serve(
+    store: &SessionStore,
+    addr: SocketAddr,
+    tls: &ClusterTls,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let svc = ClusterServer::new(Service { raft: store.raft().clone() })
+        .max_decoding_message_size(256 << 20)
+        .max_encoding_message_size(256 << 20);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("binding the cluster port {addr}: {e}"))?;
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let server = tonic::transport::Server::builder()
+        .tls_config(tls.server())
+        .map_err(|e| anyhow::anyhow!("cluster TLS: {e}"))?
+        .add_service(svc);
+    Ok(tokio::spawn(async move {
+        if let Err(e) = server.serve_with_incoming_shutdown(incoming, stop).await {
+            tracing::error!("cluster service stopped: {e}");
+        }
+    }))
+}

@@ -72,3 +72,144 @@ fn a_session_created_on_one_node_resumes_on_the_others_with_the_same_address() {
     let s = sessions(&cluster, leader);
     assert_eq!(s[0]["resumes"], 2, "two resumes, no second login");
 }
+
+#[test]
+fn killing_the_leader_under_a_stream_of_logins_loses_no_committed_session() {
+    if !require_root("killing_the_leader_under_a_stream_of_logins_loses_no_committed_session") {
+        return;
+    }
+    let topo = ClusterTopology::new("kill", 1, 3).unwrap();
+    let mut cluster = Cluster::start(&topo, &[]).unwrap();
+    let leader = cluster.leader(1).expect("a leader");
+    let survivor = if leader == 1 { 2 } else { 1 };
+    // Logins stream through a node that survives; its writes are forwarded to the leader.
+    let stream = topo
+        .exec(&topo.client_ns(), &[])
+        .arg(gatehouse_tests::cargo_bin("gh-cstp-probe"))
+        .arg(format!("{}:{PORT}", topo.node_ip(survivor)))
+        .args(["login-loop", "test", "testpass", "200", "4"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    cluster.kill(leader);
+    let out = stream.wait_with_output().unwrap();
+    let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let ok: usize =
+        line.split(' ').nth(1).and_then(|x| x.parse().ok()).unwrap_or_else(|| panic!("{line}"));
+    eprintln!("login stream across the leader kill: {line}");
+    assert!(ok > 0, "{line}");
+    let new_leader = cluster.leader(survivor).expect("a new leader");
+    assert_ne!(new_leader, leader, "a new leader was elected");
+    // Every acknowledged login is there, and no address is leased twice.
+    let s = sessions(&cluster, survivor);
+    assert!(s.len() >= ok, "{} sessions listed, {ok} logins acknowledged", s.len());
+    let addrs: BTreeSet<&str> = s.iter().filter_map(|x| x["assigned_ip"].as_str()).collect();
+    assert_eq!(addrs.len(), s.len(), "an address was leased twice");
+    // Logins continue on the two survivors.
+    for node in (1..=3).filter(|n| *n != leader) {
+        let r = topo.probe(node, &["login", "test", "testpass"]).unwrap();
+        assert!(r.starts_with("cookie "), "login through node {node} after the kill: {r}");
+    }
+    // The killed node comes back and catches up.
+    cluster.spawn(leader).unwrap();
+    cluster.wait_ready(leader).unwrap();
+    let caught_up = gatehouse_tests::clock::poll_until(
+        Duration::from_secs(20),
+        Duration::from_millis(200),
+        || (sessions(&cluster, leader).len() >= ok + 2).then_some(()),
+    );
+    assert!(caught_up.is_some(), "the restarted node did not catch up");
+}
+
+#[test]
+fn a_partitioned_minority_cannot_create_or_end_sessions_and_rejoins() {
+    if !require_root("a_partitioned_minority_cannot_create_or_end_sessions_and_rejoins") {
+        return;
+    }
+    let topo = ClusterTopology::new("part", 2, 3).unwrap();
+    let cluster = Cluster::start(&topo, &[]).unwrap();
+    let cookie = topo.probe(1, &["login", "test", "testpass"]).unwrap();
+    assert!(cookie.starts_with("cookie "), "{cookie}");
+    let minority = 3;
+    topo.partition(minority, true).unwrap();
+    // The minority still answers clients, but cannot commit: a clear refusal.
+    let r = topo.probe(minority, &["login", "test", "testpass"]).unwrap();
+    assert!(r.starts_with("refused") && r.contains("503"), "login in the minority: {r}");
+    let idx = sessions(&cluster, minority)[0]["index"].as_u64().unwrap().to_string();
+    let e = cluster
+        .ctl(minority, &["vpn-sessiondb", "logoff", "index", &idx, "noconfirm"])
+        .unwrap_err();
+    assert!(e.to_string().contains("not committed"), "logoff in the minority: {e}");
+    // The majority goes on.
+    let majority = if cluster.leader(1) == Some(minority) { 2 } else { 1 };
+    let m = gatehouse_tests::clock::poll_until(
+        Duration::from_secs(20),
+        Duration::from_millis(200),
+        || {
+            topo.probe(majority, &["login", "test", "testpass"])
+                .ok()
+                .filter(|r| r.starts_with("cookie "))
+        },
+    );
+    assert!(m.is_some(), "the majority keeps logging in");
+    topo.partition(minority, false).unwrap();
+    // Healed: the minority sees the majority's sessions and commits again.
+    let rejoined = gatehouse_tests::clock::poll_until(
+        Duration::from_secs(30),
+        Duration::from_millis(300),
+        || (sessions(&cluster, minority).len() >= 2).then_some(()),
+    );
+    assert!(rejoined.is_some(), "the minority did not catch up");
+    let r = gatehouse_tests::clock::poll_until(
+        Duration::from_secs(20),
+        Duration::from_millis(300),
+        || {
+            topo.probe(minority, &["login", "test", "testpass"])
+                .ok()
+                .filter(|r| r.starts_with("cookie "))
+        },
+    );
+    assert!(r.is_some(), "the rejoined node logs in again");
+}
+
+#[test]
+fn restarting_every_node_from_disk_keeps_every_session_resumable() {
+    if !require_root("restarting_every_node_from_disk_keeps_every_session_resumable") {
+        return;
+    }
+    let topo = ClusterTopology::new("rall", 3, 3).unwrap();
+    let mut cluster = Cluster::start(&topo, &[]).unwrap();
+    let mut cookies = Vec::new();
+    for node in 1..=3 {
+        let r = topo.probe(node, &["login", "test", "testpass"]).unwrap();
+        cookies.push(r.strip_prefix("cookie ").unwrap().to_string());
+    }
+    let before = sessions(&cluster, 1);
+    assert_eq!(before.len(), 3);
+    for node in 1..=3 {
+        cluster.kill(node);
+    }
+    for node in 1..=3 {
+        cluster.spawn(node).unwrap();
+    }
+    for node in 1..=3 {
+        cluster.wait_ready(node).unwrap();
+    }
+    let after = sessions(&cluster, 2);
+    let key = |v: &Vec<serde_json::Value>| -> Vec<(u64, String)> {
+        v.iter()
+            .map(|s| (s["index"].as_u64().unwrap(), s["assigned_ip"].as_str().unwrap().to_string()))
+            .collect()
+    };
+    assert_eq!(key(&after), key(&before), "same sessions, same addresses after a full restart");
+    for (k, c) in cookies.iter().enumerate() {
+        let node = 3 - k;
+        let r = gatehouse_tests::clock::poll_until(
+            Duration::from_secs(20),
+            Duration::from_millis(300),
+            || topo.probe(node, &["connect", c]).ok().filter(|r| r.contains(" 200 ")),
+        );
+        assert!(r.is_some(), "cookie {k} resumes through node {node} after the restart");
+    }
+}

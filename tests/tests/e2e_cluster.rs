@@ -213,3 +213,30 @@ fn restarting_every_node_from_disk_keeps_every_session_resumable() {
         assert!(r.is_some(), "cookie {k} resumes through node {node} after the restart");
     }
 }
+
+#[test]
+fn a_logoff_committed_on_one_node_is_refused_by_every_node() {
+    if !require_root("a_logoff_committed_on_one_node_is_refused_by_every_node") {
+        return;
+    }
+    let topo = ClusterTopology::new("logoff", 4, 3).unwrap();
+    let cluster = Cluster::start(&topo, &[]).unwrap();
+    let r = topo.probe(2, &["login", "test", "testpass"]).unwrap();
+    let cookie = r.strip_prefix("cookie ").unwrap().to_string();
+    // Resumable through every node before the logoff.
+    for node in 1..=3 {
+        assert!(topo.probe(node, &["connect", &cookie]).unwrap().contains(" 200 "), "node {node}");
+    }
+    let idx = sessions(&cluster, 1)[0]["index"].as_u64().unwrap().to_string();
+    let out = cluster.ctl(1, &["vpn-sessiondb", "logoff", "index", &idx, "noconfirm"]).unwrap();
+    assert!(out.contains("logged off : 1"), "{out}");
+    // Immediately after the commit, no node accepts the token (the attach goes through the
+    // leader's apply, which refuses it).
+    for node in [3, 2, 1] {
+        assert_eq!(
+            topo.probe(node, &["connect", &cookie]).unwrap(),
+            "status HTTP/1.1 401 Unauthorized",
+            "node {node} after the logoff"
+        );
+    }
+}

@@ -59,9 +59,10 @@ pub async fn run(
             return refuse(stream, 401, "Cookie is not acceptable").await;
         }
     };
-    // A token the applied state does not know cannot be attached; answering without a Raft
-    // write keeps random cookies from costing a commit each.
-    if node.db.read(|db| db.by_token(&hash).is_none()) {
+    // On the leader, a token its applied state does not know cannot be attached: answering
+    // without a Raft write keeps random cookies from costing a commit each. A follower may
+    // not have applied a fresh login yet, so it lets the leader's `apply` decide.
+    if node.db.is_leader() && node.db.read(|db| db.by_token(&hash).is_none()) {
         tracing::info!(%peer, "tunnel refused: unknown or ended session");
         bad_input("cookie", "unknown_session");
         return refuse(stream, 401, "Cookie is not acceptable").await;

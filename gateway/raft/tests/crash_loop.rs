@@ -2,7 +2,7 @@
 //! index once its flush is acknowledged; the parent kills it at varying points, reopens the store
 //! and checks that nothing acknowledged was lost.
 //!
-//! `GATEHOUSE_CRASH_ITERS` sets the number of kills (default 20; the dedicated run uses 100).
+//! `GATEHOUSE_CRASH_ITERS` sets the number of kills (default 100, as the cluster issue asks).
 
 mod common;
 
@@ -104,7 +104,7 @@ fn check_store(dir: &Path, last_acked: u64, figures: &mut Figures) -> Result<()>
 fn kill_dash_9_never_loses_acknowledged_entries() -> Result<()> {
     let iterations: u64 = match std::env::var("GATEHOUSE_CRASH_ITERS") {
         Ok(v) => v.parse().with_context(|| format!("GATEHOUSE_CRASH_ITERS={v}: want a count"))?,
-        Err(_) => 20,
+        Err(_) => 100,
     };
     let dir = tempfile::tempdir()?;
     let exe = std::env::current_exe()?;

@@ -3,10 +3,12 @@
 //! the node drives it with `now` and carries out the actions it returns (STYLE.md "Shape").
 #![warn(missing_docs)]
 
+pub mod placement;
 pub mod policy;
 pub mod pool;
 pub mod session;
 pub mod sessiondb;
+pub mod slot;
 pub mod time;
 pub mod tunnel;
 
@@ -17,6 +19,8 @@ pub use session::{
 };
 pub use sessiondb::{
     AttachTunnel, Command, DetachTunnel, Ended, Member, NewSession, Outcome, Rejection, SessionDb,
+    SlotRef,
 };
+pub use slot::{Slot, SlotCommand, SlotRefusal, SlotSpec, SlotTable};
 pub use time::{MonoMillis, UnixMillis};
 pub use tunnel::{TunnelEvent, TunnelTimer, TunnelTimers, TunnelTimersConfig};

@@ -186,6 +186,9 @@ pub struct ParentSession {
     pub counters: Counters,
     /// Number of successful resumes (tunnel attaches after the first).
     pub resumes: u32,
+    /// The slot hosting the session (`None`: logged in on a node address).
+    #[serde(default)]
+    pub slot: Option<u32>,
 }
 
 impl ParentSession {

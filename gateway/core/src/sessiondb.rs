@@ -6,6 +6,7 @@
 
 use crate::policy::SessionTimers;
 use crate::pool::PoolRange;
+use crate::slot::{SlotCommand, SlotRefusal, SlotTable};
 use crate::session::{
     Counters, EndReason, ParentSession, TokenHash, TunnelId, TunnelKind, TunnelRecord,
 };
@@ -16,6 +17,15 @@ use std::net::Ipv4Addr;
 
 /// How many session endings the journal keeps for nodes that follow it.
 pub const ENDED_JOURNAL_LEN: usize = 4096;
+
+/// The slot a write is about, and the epoch its proposer believes current (fencing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotRef {
+    /// Slot id.
+    pub id: u32,
+    /// Epoch the proposer owns it under.
+    pub epoch: u64,
+}
 
 /// A login that passed authentication: create a parent session with an address lease.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +48,9 @@ pub struct NewSession {
     pub client_version: String,
     /// Client public address.
     pub public_ip: String,
+    /// The slot the client connected to (its pool slice is used); `None` = a node address.
+    #[serde(default)]
+    pub slot: Option<SlotRef>,
 }
 
 /// A client presented its token on a new tunnel.
@@ -57,6 +70,9 @@ pub struct AttachTunnel {
     pub src_port: u16,
     /// Gateway port.
     pub dst_port: u16,
+    /// The slot the client reconnected to, with the proposer's epoch.
+    #[serde(default)]
+    pub slot: Option<SlotRef>,
 }
 
 /// A tunnel went away (DPD, idle timeout, TCP loss, replaced).
@@ -105,6 +121,13 @@ pub enum Command {
         /// How long without a heartbeat counts as down.
         grace_ms: u64,
     },
+    /// Slot ownership: define, renew, assign, release.
+    Slot {
+        /// Proposer's timestamp.
+        at: UnixMillis,
+        /// The slot command.
+        cmd: SlotCommand,
+    },
     /// End a session whose timer has expired; rejected if it has not (it may have resumed).
     Expire {
         /// Proposer's timestamp.
@@ -124,7 +147,8 @@ impl Command {
             Command::End { at, .. }
             | Command::Expire { at, .. }
             | Command::Heartbeat { at, .. }
-            | Command::NodeDown { at, .. } => *at,
+            | Command::NodeDown { at, .. }
+            | Command::Slot { at, .. } => *at,
         }
     }
 }
@@ -146,6 +170,8 @@ pub enum Rejection {
     ReconnectNotAllowed,
     /// The node sent a heartbeat within the grace period.
     NodeAlive,
+    /// A slot command or a slot-fenced write was refused.
+    Slot(SlotRefusal),
 }
 
 impl Rejection {
@@ -159,6 +185,9 @@ impl Rejection {
             Rejection::NotExpired => "Session timer has not expired",
             Rejection::ReconnectNotAllowed => "Reconnect not allowed by group policy",
             Rejection::NodeAlive => "Node is alive",
+            Rejection::Slot(SlotRefusal::NoSuchSlot) => "No such slot",
+            Rejection::Slot(SlotRefusal::StaleEpoch) => "Slot moved to another node",
+            Rejection::Slot(SlotRefusal::Held) => "Slot lease still held",
         }
     }
 }
@@ -198,6 +227,11 @@ pub enum Outcome {
     },
     /// A heartbeat was recorded.
     Alive,
+    /// A slot command was applied; the slot's epoch now.
+    Slot {
+        /// Epoch.
+        epoch: u64,
+    },
     /// A node was declared down; these tunnels were detached.
     NodeDown {
         /// Detached tunnels.
@@ -246,6 +280,7 @@ pub struct SessionDb {
     ended: VecDeque<Ended>,
     end_seq: u64,
     members: BTreeMap<u64, Member>,
+    slots: SlotTable,
     // Derived from `sessions`, rebuilt on load.
     by_token: BTreeMap<TokenHash, u64>,
     leases: BTreeMap<Ipv4Addr, u64>,
@@ -261,6 +296,8 @@ struct Persisted {
     end_seq: u64,
     #[serde(default)]
     members: Vec<Member>,
+    #[serde(default)]
+    slots: SlotTable,
 }
 
 impl From<SessionDb> for Persisted {
@@ -272,6 +309,7 @@ impl From<SessionDb> for Persisted {
             ended: db.ended.into_iter().collect(),
             end_seq: db.end_seq,
             members: db.members.into_values().collect(),
+            slots: db.slots,
         }
     }
 }
@@ -284,6 +322,7 @@ impl From<Persisted> for SessionDb {
             ended: p.ended.into_iter().collect(),
             end_seq: p.end_seq,
             members: p.members.into_iter().map(|m| (m.id, m)).collect(),
+            slots: p.slots,
             ..SessionDb::default()
         };
         for s in p.sessions {
@@ -329,6 +368,10 @@ impl SessionDb {
                 Outcome::Alive
             }
             Command::NodeDown { at, node, grace_ms } => self.node_down(*at, *node, *grace_ms),
+            Command::Slot { at, cmd } => match self.slots.apply(*at, cmd) {
+                Ok(epoch) => Outcome::Slot { epoch },
+                Err(r) => Outcome::Rejected(Rejection::Slot(r)),
+            },
             Command::Expire { at, index } => {
                 let Some(s) = self.sessions.get(index) else {
                     return Outcome::Rejected(Rejection::NoSuchSession);
@@ -361,7 +404,17 @@ impl SessionDb {
         mine.sort();
         let excess = (mine.len() + 1).saturating_sub(limit);
         let to_evict: Vec<u64> = mine.iter().take(excess).map(|&(_, i)| i).collect();
-        let Some(address) = self.free_address(&c.pool, &to_evict) else {
+        let pool = match c.slot {
+            None => c.pool.clone(),
+            Some(r) => match self.slots.get(r.id) {
+                None => return Outcome::Rejected(Rejection::Slot(SlotRefusal::NoSuchSlot)),
+                Some(s) if s.epoch != r.epoch => {
+                    return Outcome::Rejected(Rejection::Slot(SlotRefusal::StaleEpoch))
+                }
+                Some(s) => s.spec.pool.clone(),
+            },
+        };
+        let Some(address) = self.free_address(&pool, &to_evict) else {
             return Outcome::Rejected(Rejection::PoolExhausted);
         };
         for &i in &to_evict {
@@ -385,8 +438,9 @@ impl SessionDb {
             next_tunnel: 1,
             counters: Counters::default(),
             resumes: 0,
+            slot: c.slot.map(|r| r.id),
         };
-        self.pool_cursor.insert(c.pool.name.clone(), u32::from(address));
+        self.pool_cursor.insert(pool.name.clone(), u32::from(address));
         self.index_session(&s);
         self.sessions.insert(index, s);
         Outcome::LoggedIn { index, address, evicted: to_evict }
@@ -418,11 +472,19 @@ impl SessionDb {
         let Some(&index) = self.by_token.get(&c.token_hash) else {
             return Outcome::Rejected(Rejection::UnknownToken);
         };
+        if let Some(r) = c.slot {
+            // Fencing: a node that lost the slot cannot attach tunnels for it.
+            if !self.slots.is_current(r.id, r.epoch) {
+                return Outcome::Rejected(Rejection::Slot(SlotRefusal::StaleEpoch));
+            }
+        }
         let old_deadline = self.deadline_key(index);
         let Some(s) = self.sessions.get_mut(&index) else {
             return Outcome::Rejected(Rejection::UnknownToken);
         };
-        let resumed = s.next_tunnel > 1;
+        // A resume is a new ssl tunnel after an earlier one; a datagram tunnel joining the
+        // current ssl tunnel is not a reconnect.
+        let resumed = c.kind == TunnelKind::Ssl && s.next_tunnel > 1;
         if resumed && !s.timers_allow_reconnect() {
             return Outcome::Rejected(Rejection::ReconnectNotAllowed);
         }
@@ -614,6 +676,22 @@ impl SessionDb {
     /// Journal entries of ended sessions with `seq > after`.
     pub fn ended_since(&self, after: u64) -> impl Iterator<Item = &Ended> {
         self.ended.iter().filter(move |e| e.seq > after)
+    }
+
+    /// The slot table.
+    pub fn slots(&self) -> &SlotTable {
+        &self.slots
+    }
+
+    /// Sessions per slot.
+    pub fn slot_sessions(&self) -> BTreeMap<u32, u32> {
+        let mut m = BTreeMap::new();
+        for s in self.sessions.values() {
+            if let Some(id) = s.slot {
+                *m.entry(id).or_insert(0) += 1;
+            }
+        }
+        m
     }
 
     /// Cluster members by id.

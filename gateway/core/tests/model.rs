@@ -256,6 +256,7 @@ impl MSession {
             next_tunnel: self.next_tunnel,
             counters: self.counters,
             resumes: self.resumes,
+            slot: None,
         }
     }
 }
@@ -410,6 +411,7 @@ impl Harness {
                     public_ip: public_ip.clone(),
                     src_port: *port,
                     dst_port: 443,
+                    slot: None,
                 }))?;
                 let live = self.model.live.iter_mut().find(|(_, s)| s.token == t);
                 let Some((&index, s)) = live else {
@@ -564,6 +566,7 @@ impl Harness {
             token_hash: token(t),
             client_version: "Open AnyConnect VPN Agent v9.01-3".into(),
             public_ip: "198.51.100.7".into(),
+            slot: None,
         }))?;
         let m = &mut self.model;
         if m.live.values().any(|s| s.token == t) {

@@ -35,6 +35,7 @@ fn login(db: &mut SessionDb, at: u64, user: &str, t: u8, timers: SessionTimers) 
         token_hash: tok(t),
         client_version: "Open AnyConnect VPN Agent v9.01-3".into(),
         public_ip: "198.51.100.7".into(),
+        slot: None,
     })) {
         Outcome::LoggedIn { index, address, .. } => (index, address),
         o => panic!("login failed: {o:?}"),
@@ -50,6 +51,7 @@ fn attach(db: &mut SessionDb, at: u64, t: u8, ip: &str, port: u16) -> Outcome {
         public_ip: ip.into(),
         src_port: port,
         dst_port: 443,
+        slot: None,
     }))
 }
 
@@ -290,6 +292,7 @@ fn simultaneous_logins_logs_off_the_oldest_beyond_the_limit() {
         token_hash: tok(3),
         client_version: "x".into(),
         public_ip: "x".into(),
+        slot: None,
     }));
     match o {
         Outcome::LoggedIn { evicted, .. } => assert_eq!(evicted, vec![a]),
@@ -360,6 +363,7 @@ fn pool_never_leases_an_address_twice_and_reports_exhaustion() {
         token_hash: tok(77),
         client_version: "x".into(),
         public_ip: "x".into(),
+        slot: None,
     }));
     assert_eq!(o, Outcome::Rejected(Rejection::PoolExhausted));
     assert_eq!(db.len(), 5);

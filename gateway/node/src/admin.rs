@@ -315,6 +315,7 @@ mod tests {
                 token_hash,
                 client_version: "Open AnyConnect VPN Agent v9.12".into(),
                 public_ip: "203.0.113.5".into(),
+                slot: None,
             }));
             assert!(matches!(out, Outcome::LoggedIn { .. }), "{out:?}");
             if connect {
@@ -326,6 +327,7 @@ mod tests {
                     public_ip: format!("203.0.113.{}", 5 + i),
                     src_port: 50000,
                     dst_port: 443,
+                    slot: None,
                 }));
                 assert!(matches!(out, Outcome::Attached { .. }), "{out:?}");
             }

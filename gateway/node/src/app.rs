@@ -55,6 +55,7 @@ pub async fn run(cfg: Config) -> Result<()> {
         rng: ring::rand::SystemRandom::new(),
         tls: tokio_rustls::TlsAcceptor::from(identity.server_config.clone()),
         stopping: stop_rx,
+        local_slots: Default::default(),
         cfg,
     });
     tokio::spawn(dp.run_reader());
@@ -62,6 +63,7 @@ pub async fn run(cfg: Config) -> Result<()> {
     tokio::spawn(sessions::run_session_timers(node.clone()));
     tokio::spawn(sessions::run_gauges(node.clone()));
     tokio::spawn(sessions::run_member_duties(node.clone()));
+    let slots_task = tokio::spawn(crate::slots::run(node.clone()));
     tokio::spawn(metrics::follow_raft(node.db.raft().clone()));
     if let Some(addr) = node.cfg.metrics_listen {
         tokio::spawn(async move {
@@ -95,6 +97,8 @@ pub async fn run(cfg: Config) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The slot manager takes its addresses off on the stop signal.
+    let _ = tokio::time::timeout(Duration::from_secs(2), slots_task).await;
     admin_task.abort();
     if let Some(t) = cluster_task {
         t.abort();

@@ -68,6 +68,21 @@ pub struct ClusterConfig {
     pub write_timeout: Duration,
 }
 
+/// Slots (DESIGN.md §5) and their lease timing.
+#[derive(Debug, Clone)]
+pub struct SlotsConfig {
+    /// Slot specs by id.
+    pub slots: Vec<gatehouse_core::SlotSpec>,
+    /// Interface the public addresses go on.
+    pub public_interface: String,
+    /// Interface the inside addresses go on.
+    pub inside_interface: String,
+    /// How often an owner renews its lease.
+    pub renew_interval: Duration,
+    /// Lease length.
+    pub lease: Duration,
+}
+
 /// A tunnel group (connection profile).
 #[derive(Debug, Clone)]
 pub struct TunnelGroup {
@@ -118,6 +133,8 @@ pub struct Config {
     pub tunnel_groups: Vec<TunnelGroup>,
     /// Cluster settings; `None` runs a single-node group.
     pub cluster: Option<ClusterConfig>,
+    /// Slots; `None` without `[[slot]]` entries.
+    pub slots: Option<SlotsConfig>,
 }
 
 #[derive(Deserialize)]
@@ -133,6 +150,30 @@ struct Raw {
     #[serde(default)]
     tunnel_group: Vec<RawTunnelGroup>,
     cluster: Option<RawCluster>,
+    #[serde(default)]
+    slot: Vec<RawSlot>,
+    slots: Option<RawSlots>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSlot {
+    id: u32,
+    public_address: String,
+    inside_address: Option<String>,
+    pool: String,
+    owner: u64,
+    standby: u64,
+    capacity: Option<u32>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSlots {
+    public_interface: Option<String>,
+    inside_interface: Option<String>,
+    renew_interval: Option<String>,
+    lease: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -528,7 +569,58 @@ impl Config {
                 })
             }
         };
+        let slots = if raw.slot.is_empty() {
+            None
+        } else {
+            let rs = raw.slots.as_ref();
+            let mut specs: Vec<gatehouse_core::SlotSpec> = Vec::new();
+            for (i, sl) in raw.slot.iter().enumerate() {
+                let k = |f: &str| format!("slot[{i}].{f}");
+                let (pub_ip, pub_len) = parse_cidr(&sl.public_address).map_err(|m| err(&k("public_address"), format!("{m} (the address with its prefix, e.g. \"10.0.0.101/24\")")))?;
+                let inside = match &sl.inside_address {
+                    None => None,
+                    Some(a) => Some(parse_cidr(a).map_err(|m| err(&k("inside_address"), m))?),
+                };
+                let (pnet, plen) = parse_cidr(&sl.pool).map_err(|m| err(&k("pool"), m))?;
+                let pool = PoolRange::from_cidr(&format!("slot{}", sl.id), pnet, plen)
+                    .ok_or_else(|| err(&k("pool"), format!("/{plen} is too small; use /30 or larger")))?;
+                if specs.iter().any(|x| x.id == sl.id) {
+                    return Err(err(&k("id"), format!("{} is defined twice", sl.id)));
+                }
+                if sl.owner == sl.standby {
+                    return Err(err(&k("standby"), "the standby must be another node than the owner".into()));
+                }
+                specs.push(gatehouse_core::SlotSpec {
+                    id: sl.id,
+                    public_ip: pub_ip,
+                    public_prefix: pub_len,
+                    inside_ip: inside.map(|x| x.0),
+                    inside_prefix: inside.map_or(32, |x| x.1),
+                    pool,
+                    preferred_owner: sl.owner,
+                    standby: sl.standby,
+                    capacity: sl.capacity.unwrap_or(1000),
+                });
+                pool_prefixes.insert(format!("slot{}", sl.id), (pnet, plen));
+            }
+            let d = |key: &str, v: Option<&String>, def: u64| -> Result<Duration, ConfigError> {
+                Ok(dur(key, &v.cloned(), Some(Duration::from_millis(def)))?.unwrap_or(Duration::from_millis(def)))
+            };
+            let renew_interval = d("slots.renew_interval", rs.and_then(|r| r.renew_interval.as_ref()), 100)?;
+            let lease = d("slots.lease", rs.and_then(|r| r.lease.as_ref()), 500)?;
+            if lease < renew_interval * 2 {
+                return Err(err("slots.lease", format!("{} ms is shorter than two renew intervals ({} ms): the owner would lose its slot on one late renewal", lease.as_millis(), renew_interval.as_millis() * 2)));
+            }
+            Some(SlotsConfig {
+                slots: specs,
+                public_interface: rs.and_then(|r| r.public_interface.clone()).unwrap_or_else(|| "eth0".into()),
+                inside_interface: rs.and_then(|r| r.inside_interface.clone()).unwrap_or_else(|| "eth1".into()),
+                renew_interval,
+                lease,
+            })
+        };
         Ok(Config {
+            slots,
             cluster,
             file: path.to_path_buf(),
             node_id,

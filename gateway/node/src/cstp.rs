@@ -46,6 +46,7 @@ pub async fn run(
     leftover: BytesMut,
     head: RequestHead,
     peer: SocketAddr,
+    local_ip: Option<Ipv4Addr>,
     local_port: u16,
 ) {
     if node.is_stopping() {
@@ -67,6 +68,12 @@ pub async fn run(
         bad_input("cookie", "unknown_session");
         return refuse(stream, 401, "Cookie is not acceptable").await;
     }
+    let slot = match local_ip.and_then(|ip| node.local_slots.serving(ip)) {
+        None => None,
+        Some(Ok(r)) => Some(r),
+        // Retried by openconnect (503), by which time the slot's new owner answers.
+        Some(Err(())) => return refuse(stream, 503, "slot moved to another node").await,
+    };
     let attach = Command::Attach(AttachTunnel {
         at: node.clock.unix(),
         token_hash: hash,
@@ -75,6 +82,7 @@ pub async fn run(
         public_ip: peer.ip().to_string(),
         src_port: peer.port(),
         dst_port: local_port,
+        slot,
     });
     let (id, address, user, resumed) = match node.db.propose(attach).await {
         Ok(Outcome::Attached { tunnel, address, user, replaced, resumed }) => {

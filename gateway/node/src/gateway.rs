@@ -43,7 +43,12 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) {
 
 async fn handle(node: Arc<Node>, tcp: TcpStream, peer: SocketAddr) {
     let _ = tcp.set_nodelay(true);
-    let local_port = tcp.local_addr().map(|a| a.port()).unwrap_or(0);
+    let local = tcp.local_addr().ok();
+    let local_port = local.map_or(0, |a| a.port());
+    let local_ip = match local.map(|a| a.ip()) {
+        Some(std::net::IpAddr::V4(ip)) => Some(ip),
+        _ => None,
+    };
     let limit = node.cfg.request_timeout;
     let mut tls = match tokio::time::timeout(limit, node.tls.accept(tcp)).await {
         Ok(Ok(s)) => s,
@@ -102,7 +107,7 @@ async fn handle(node: Arc<Node>, tcp: TcpStream, peer: SocketAddr) {
         let (head, body) = req;
         if head.method == "CONNECT" {
             if head.path == "/CSCOSSLC/tunnel" {
-                cstp::run(node, tls, buf, head, peer, local_port).await;
+                cstp::run(node, tls, buf, head, peer, local_ip, local_port).await;
             } else {
                 bad_input("http", "connect_path");
                 let _ = tls
@@ -112,7 +117,7 @@ async fn handle(node: Arc<Node>, tcp: TcpStream, peer: SocketAddr) {
             return;
         }
         let keep = head.keep_alive();
-        let resp = login::handle(&node, &head, &body, peer).await;
+        let resp = login::handle(&node, &head, &body, peer, local_ip).await;
         if tls.write_all(&resp).await.is_err() || !keep {
             let _ = tls.shutdown().await;
             return;

@@ -19,6 +19,7 @@ pub mod login;
 pub mod metrics;
 pub mod node;
 pub mod sessions;
+pub mod slots;
 pub mod throttle;
 pub mod tls;
 pub mod token;

@@ -41,6 +41,7 @@ pub async fn handle(
     head: &RequestHead,
     body: &[u8],
     peer: SocketAddr,
+    local_ip: Option<std::net::Ipv4Addr>,
 ) -> Vec<u8> {
     match head.method.as_str() {
         // Legacy flow (and XML fallback) starts with GET: answer with the form.
@@ -56,7 +57,7 @@ pub async fn handle(
                 auth_xml::parse_form_urlencoded(body)
             };
             match parsed {
-                Ok(a) => post(node, a, peer).await,
+                Ok(a) => post(node, a, peer, local_ip).await,
                 Err(e) => {
                     tracing::info!(%peer, "refused login request: {e}");
                     bad_input("auth", e.reason());
@@ -71,7 +72,12 @@ pub async fn handle(
     }
 }
 
-async fn post(node: &Arc<Node>, a: ClientAuth, peer: SocketAddr) -> Vec<u8> {
+async fn post(
+    node: &Arc<Node>,
+    a: ClientAuth,
+    peer: SocketAddr,
+    local_ip: Option<std::net::Ipv4Addr>,
+) -> Vec<u8> {
     let group = a.group_select.clone();
     if let Some(g) = &group {
         if !node.cfg.tunnel_groups.iter().any(|t| &t.name == g) {
@@ -117,6 +123,15 @@ async fn post(node: &Arc<Node>, a: ClientAuth, peer: SocketAddr) -> Vec<u8> {
     let Some(pool) = node.cfg.pools.get(&policy.address_pool).cloned() else {
         return form(node, Some("Group has no address pool."), None);
     };
+    // Which slot the client came in on (the director sent it to that address).
+    let slot = match local_ip.and_then(|ip| node.local_slots.serving(ip)) {
+        None => None,
+        Some(Ok(r)) => Some(r),
+        Some(Err(())) => {
+            metrics::counter!(m::LOGINS, "result" => "refused").increment(1);
+            return http::response(503, "Service Unavailable", &[("X-Reason", "slot moved to another node")], b"");
+        }
+    };
     let tok = match token::mint(&node.rng) {
         Ok(t) => t,
         Err(e) => {
@@ -140,6 +155,7 @@ async fn post(node: &Arc<Node>, a: ClientAuth, peer: SocketAddr) -> Vec<u8> {
         token_hash: tok.hash,
         client_version: a.version.clone().unwrap_or_default(),
         public_ip: peer.ip().to_string(),
+        slot,
     });
     match node.db.propose(cmd).await {
         Ok(Outcome::LoggedIn { index, address, evicted }) => {

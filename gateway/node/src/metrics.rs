@@ -36,6 +36,8 @@ pub const TUNNEL_QUEUE_DROPS: &str = "gatehouse_tunnel_queue_drops_total";
 /// Histogram: seconds from proposing a command to its commit and apply.
 pub const COMMIT_SECONDS: &str = "gatehouse_raft_commit_seconds";
 
+/// Counter: slots assigned to a new owner by this node as leader (failovers and switchovers).
+pub const FAILOVERS: &str = "gatehouse_failover_total";
 /// Gauge: current Raft term.
 pub const RAFT_TERM: &str = "gatehouse_raft_term";
 /// Counter: leader changes seen by this node.

@@ -45,6 +45,8 @@ pub struct Node {
     pub tls: tokio_rustls::TlsAcceptor,
     /// Stop signal.
     pub stopping: watch::Receiver<Stopping>,
+    /// Slots whose addresses this node holds.
+    pub local_slots: crate::slots::LocalSlots,
 }
 
 impl Node {

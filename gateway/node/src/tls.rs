@@ -65,6 +65,47 @@ pub fn load_or_generate(
     Ok(Identity { server_config: Arc::new(server_config), pin, cert_path })
 }
 
+/// Read one DER TLV at the front of `b`: (tag, header + content length, content).
+fn der_tlv(b: &[u8]) -> Option<(u8, usize, &[u8])> {
+    let tag = *b.first()?;
+    let first = *b.get(1)?;
+    let (len, hdr) = if first < 0x80 {
+        (usize::from(first), 2)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 {
+            return None;
+        }
+        let mut l = 0usize;
+        for i in 0..n {
+            l = (l << 8) | usize::from(*b.get(2 + i)?);
+        }
+        (l, 2 + n)
+    };
+    let content = b.get(hdr..hdr.checked_add(len)?)?;
+    Some((tag, hdr + len, content))
+}
+
+/// The DER SubjectPublicKeyInfo of an X.509 certificate (what `pin-sha256:` hashes), found
+/// by walking `Certificate → tbsCertificate → [version] serial signature issuer validity
+/// subject subjectPublicKeyInfo`. Works for any key type and key file format.
+pub fn spki_of_cert(cert: &[u8]) -> Option<Vec<u8>> {
+    let (_, _, certificate) = der_tlv(cert)?;
+    let (_, _, mut tbs) = der_tlv(certificate)?;
+    // Optional explicit version [0].
+    if tbs.first() == Some(&0xa0) {
+        let (_, used, _) = der_tlv(tbs)?;
+        tbs = &tbs[used..];
+    }
+    // serialNumber, signature, issuer, validity, subject.
+    for _ in 0..5 {
+        let (_, used, _) = der_tlv(tbs)?;
+        tbs = &tbs[used..];
+    }
+    let (tag, used, _) = der_tlv(tbs)?;
+    (tag == 0x30).then(|| tbs[..used].to_vec())
+}
+
 fn generate_self_signed(dir: &Path, cert: &Path, key: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let host = std::fs::read_to_string("/etc/hostname").unwrap_or_else(|_| "gatehouse".into());
@@ -97,6 +138,14 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pin_comes_from_the_certificate_whatever_the_key_format() {
+        let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["x".into()]).unwrap().self_signed(&kp).unwrap();
+        assert_eq!(spki_of_cert(cert.der()).unwrap(), kp.public_key_der());
+        assert_eq!(spki_of_cert(&[0x30, 0x03, 0x02, 0x01]), None, "truncated DER");
+    }
 
     #[test]
     fn self_signed_is_generated_once_and_pin_is_stable() {

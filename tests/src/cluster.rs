@@ -88,6 +88,41 @@ impl ClusterTopology {
     pub fn pool_cidr(&self) -> String {
         format!("10.{}.128.0/20", 220 + self.k)
     }
+    /// Public address of slot `s`.
+    pub fn slot_ip(&self, s: usize) -> Ipv4Addr {
+        Ipv4Addr::new(10, 220 + self.k, 0, 100 + s as u8)
+    }
+    /// Inside address of slot `s`.
+    pub fn slot_inside_ip(&self, s: usize) -> Ipv4Addr {
+        Ipv4Addr::new(10, 230 + self.k, 0, 100 + s as u8)
+    }
+    /// `[slots]` and one `[[slot]]` per node (slot i owned by node i, standby the next node).
+    pub fn slots_toml(&self) -> String {
+        let mut t = String::from(
+            "[slots]\npublic_interface = \"out0\"\ninside_interface = \"in0\"\nrenew_interval = \"100ms\"\nlease = \"500ms\"\n",
+        );
+        for s in 1..=self.n {
+            t.push_str(&format!(
+                "\n[[slot]]\nid = {s}\npublic_address = \"{}/24\"\ninside_address = \"{}/24\"\npool = \"10.{}.{}.0/24\"\nowner = {s}\nstandby = {}\n",
+                self.slot_ip(s),
+                self.slot_inside_ip(s),
+                220 + self.k,
+                144 + s,
+                s % self.n + 1
+            ));
+        }
+        t
+    }
+    /// Which node namespaces hold `ip` right now.
+    pub fn holders(&self, ip: Ipv4Addr) -> Vec<usize> {
+        (1..=self.n)
+            .filter(|i| {
+                self.ip(&self.node_ns(*i), &["-4", "-o", "addr", "show", "to", &format!("{ip}/32")])
+                    .map(|o| !o.trim().is_empty())
+                    .unwrap_or(false)
+            })
+            .collect()
+    }
     /// Number of nodes.
     pub fn nodes(&self) -> usize {
         self.n
@@ -276,6 +311,11 @@ impl Cluster {
     /// Write PKI and configs for every node of `topo` and start them all; waits until each is
     /// ready. `policy` lines go into the group policy.
     pub fn start(topo: &ClusterTopology, policy: &[&str]) -> Result<Cluster> {
+        Self::start_with(topo, policy, "")
+    }
+
+    /// As [`Cluster::start`], with `extra` TOML appended to every node's config (slots).
+    pub fn start_with(topo: &ClusterTopology, policy: &[&str], extra: &str) -> Result<Cluster> {
         let dir = tempfile::Builder::new().prefix("gh-cluster-").tempdir()?;
         let addrs: Vec<String> = (1..=topo.nodes()).map(|i| topo.node_ip(i).to_string()).collect();
         let out = Command::new(cargo_bin("gatehouse"))
@@ -295,8 +335,10 @@ impl Cluster {
             let cfg = format!(
                 r#"[node]
 id = {i}
-listen = "{ip}:{PORT}"
+listen = "0.0.0.0:{PORT}"
 data_dir = "data"
+tls_cert = "server.pem"
+tls_key = "server.key"
 admin_listen = "127.0.0.1:8444"
 metrics_listen = "127.0.0.1:9464"
 users_file = "users.toml"
@@ -330,6 +372,8 @@ peers = [{peers}]
 heartbeat = "300ms"
 node_down_after = "2s"
 write_timeout = "3s"
+
+{extra}
 "#,
                 ip = topo.node_ip(i),
                 pool = topo.pool_cidr(),
@@ -356,7 +400,7 @@ write_timeout = "3s"
         }
         for i in 1..=topo.nodes() {
             c.wait_ready(i)?;
-            c.pins.push(pin_sha256_of_cert_pem(&c.node_dir(i).join("data/tls/cert.pem"))?);
+            c.pins.push(pin_sha256_of_cert_pem(&c.node_dir(i).join("server.pem"))?);
         }
         Ok(c)
     }

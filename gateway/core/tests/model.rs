@@ -426,11 +426,11 @@ impl Harness {
                     );
                     return Ok(());
                 };
-                let resumed = s.next_tunnel > 1;
-                // DESIGN.md §2.6: a resume is a new ssl tunnel on a session that had one; the
-                // datagram tunnel that joins a live ssl tunnel is no reconnect.
-                let reconnect = *kind == TunnelKind::Ssl && s.had_ssl;
-                if reconnect && !s.timers.auto_reconnect {
+                // DESIGN.md §2.6: a resume is a new ssl tunnel on a session that had one. A
+                // datagram tunnel joining the ssl tunnel is no reconnect, nor is the session's
+                // first ssl tunnel.
+                let resumed = *kind == TunnelKind::Ssl && s.had_ssl;
+                if resumed && !s.timers.auto_reconnect {
                     ensure_eq!(
                         out,
                         Outcome::Rejected(Rejection::ReconnectNotAllowed),

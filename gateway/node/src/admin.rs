@@ -132,6 +132,40 @@ impl pb::admin_server::Admin for AdminService {
         crate::cluster::admin::add_node(&self.node, r.id, &r.addr).await.map(Response::new)
     }
 
+    async fn show_failover(
+        &self,
+        _req: Request<pb::ShowFailoverRequest>,
+    ) -> Result<Response<pb::FailoverReply>, Status> {
+        Ok(Response::new(crate::slots::admin::show(&self.node)))
+    }
+
+    async fn failover_switch(
+        &self,
+        req: Request<pb::FailoverSwitchRequest>,
+    ) -> Result<Response<pb::FailoverReply>, Status> {
+        crate::slots::admin::switch(&self.node, req.into_inner().slot).await.map(Response::new)
+    }
+
+    async fn drill_crash(
+        &self,
+        _req: Request<pb::DrillCrashRequest>,
+    ) -> Result<Response<pb::DrillCrashReply>, Status> {
+        let node = self.node.clone();
+        tokio::spawn(async move {
+            // Answer first, then vanish.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            crate::slots::admin::crash(&node);
+        });
+        Ok(Response::new(pb::DrillCrashReply {}))
+    }
+
+    async fn drill(
+        &self,
+        req: Request<pb::DrillRequest>,
+    ) -> Result<Response<pb::DrillReport>, Status> {
+        crate::slots::drill::run(&self.node, req.into_inner()).await.map(Response::new)
+    }
+
     async fn remove_node(
         &self,
         req: Request<pb::RemoveNodeRequest>,

@@ -24,6 +24,7 @@ pub async fn run(cfg: Config) -> Result<()> {
     let users = Arc::new(Users::open(&cfg.users_file)?);
     let db = SessionStore::open(cfg.node_id, &cfg.data_dir, cfg.cluster.as_ref()).await?;
     let (stop_tx, stop_rx) = watch::channel(Stopping::No);
+    let node_cell: crate::cluster::service::NodeCell = Default::default();
     let cluster_task = match &cfg.cluster {
         Some(c) => {
             let tls = crate::cluster::ClusterTls::load(c)?;
@@ -31,7 +32,10 @@ pub async fn run(cfg: Config) -> Result<()> {
             let stopped = async move {
                 let _ = stop.changed().await;
             };
-            Some(crate::cluster::service::serve(&db, c.listen, &tls, stopped).await?)
+            Some(
+                crate::cluster::service::serve(&db, c.listen, &tls, stopped, node_cell.clone())
+                    .await?,
+            )
         }
         None => None,
     };
@@ -64,6 +68,7 @@ pub async fn run(cfg: Config) -> Result<()> {
     tokio::spawn(sessions::run_gauges(node.clone()));
     tokio::spawn(sessions::run_member_duties(node.clone()));
     let slots_task = tokio::spawn(crate::slots::run(node.clone()));
+    let _ = node_cell.set(node.clone());
     tokio::spawn(metrics::follow_raft(node.db.raft().clone()));
     if let Some(addr) = node.cfg.metrics_listen {
         tokio::spawn(async move {

@@ -58,7 +58,9 @@ impl DataPlane {
             if name == first_name {
                 continue;
             }
-            let gw = cfg.pools.get(name).map(|p| p.gateway_address()).context("pool")?;
+            let gw = gatehouse_core::PoolRange::from_cidr(name, *net, *len)
+                .map(|p| p.gateway_address())
+                .with_context(|| format!("pool {name} is too small"))?;
             run(Command::new("ip").args([
                 "addr",
                 "add",

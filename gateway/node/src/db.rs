@@ -38,6 +38,16 @@ impl gatehouse_raft::ReplicatedState for Replicated {
 /// openraft type configuration of the session db.
 pub type Tc = TypeConfig<Replicated>;
 
+/// Ask node `owner` (at its cluster address) to carry out a failover drill move.
+pub async fn drill_move(
+    store: &SessionStore,
+    owner: u64,
+    addr: &str,
+    m: &crate::slots::drill::DrillMove,
+) -> Result<crate::slots::drill::DrillMoveReply, crate::cluster::network::CallError> {
+    store.network.peer(owner, addr).drill_move(m).await
+}
+
 /// Why a write did not commit.
 #[derive(Debug, thiserror::Error)]
 pub enum ProposeError {

@@ -42,10 +42,40 @@ enum Cmd {
         #[command(subcommand)]
         action: UserCmd,
     },
+    /// Failover of slots.
+    Failover {
+        #[command(subcommand)]
+        action: FailoverCmd,
+    },
+    /// Failover drill: move a slot (crash its owner, or switch gracefully) and report
+    /// sessions lost, resumes, re-logins and blackout. Run a kill drill from another node.
+    Drill {
+        /// The slot.
+        #[arg(long)]
+        slot: u32,
+        /// Crash the owner.
+        #[arg(long, conflicts_with = "switch")]
+        kill: bool,
+        /// Graceful switchover (default).
+        #[arg(long)]
+        switch: bool,
+        /// Seconds to wait for the sessions to come back.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
     /// Cluster membership (run on the leader).
     Cluster {
         #[command(subcommand)]
         action: ClusterCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum FailoverCmd {
+    /// Move slot N to its standby without a kill (run on the slot's owner).
+    Switch {
+        #[arg(long)]
+        slot: u32,
     },
 }
 
@@ -63,6 +93,8 @@ enum ClusterCmd {
 enum ShowCmd {
     /// Raft members, leader, term, commit and applied index, each node's lag.
     Cluster,
+    /// Slots, owners, standbys, epochs, lease ages, sessions.
+    Failover,
     /// show vpn-sessiondb [detail] [filter inactive | filter name U | filter ipaddress A | filter tunnel-group G]
     #[command(name = "vpn-sessiondb")]
     VpnSessiondb {
@@ -123,6 +155,13 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| DEFAULT_ADMIN.to_string());
     let result = match cli.cmd {
         Cmd::User { action: UserCmd::Add { name, users_file } } => add_user(&name, &users_file),
+        Cmd::Show { what: ShowCmd::Failover } => block_on(failover(None, &admin, cli.json)),
+        Cmd::Failover { action: FailoverCmd::Switch { slot } } => {
+            block_on(failover(Some(slot), &admin, cli.json))
+        }
+        Cmd::Drill { slot, kill, switch: _, timeout } => {
+            block_on(drill(slot, kill, timeout, &admin, cli.json))
+        }
         Cmd::Show { what: ShowCmd::Cluster } => {
             block_on(cluster(ClusterOp::Show, &admin, cli.json))
         }
@@ -160,6 +199,37 @@ fn block_on(f: impl std::future::Future<Output = Result<(), Failure>>) -> Result
     match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt.block_on(f),
         Err(e) => Err(Failure::Failed(format!("cannot start the runtime: {e}"))),
+    }
+}
+
+async fn failover(switch: Option<u32>, addr: &str, as_json: bool) -> Result<(), Failure> {
+    let mut admin = Admin::connect(addr).await?;
+    let reply = match switch {
+        None => admin.show_failover().await?,
+        Some(slot) => admin.failover_switch(slot).await?,
+    };
+    if as_json {
+        print_json(&gatehouse_node::ctl::failover::FailoverJson::from(&reply))
+    } else {
+        print!("{}", gatehouse_node::ctl::failover::render(&reply));
+        Ok(())
+    }
+}
+
+async fn drill(
+    slot: u32,
+    kill: bool,
+    timeout_s: u64,
+    addr: &str,
+    as_json: bool,
+) -> Result<(), Failure> {
+    let mut admin = Admin::connect(addr).await?;
+    let report = admin.drill(slot, kill, timeout_s * 1000).await?;
+    if as_json {
+        print_json(&gatehouse_node::ctl::failover::DrillJson::from(&report))
+    } else {
+        print!("{}", gatehouse_node::ctl::failover::render_drill(&report));
+        Ok(())
     }
 }
 

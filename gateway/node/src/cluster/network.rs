@@ -96,6 +96,7 @@ impl Peer {
                 "append" => c.append_entries(req).await,
                 "vote" => c.vote(req).await,
                 "snapshot" => c.install_snapshot(req).await,
+                "drill" => c.drill_move(req).await,
                 _ => c.forward(req).await,
             }
         };
@@ -140,6 +141,14 @@ impl Peer {
                 Err(RPCError::Network(NetworkError::new(&std::io::Error::other(m))))
             }
         }
+    }
+
+    /// Ask this peer (a slot owner) to carry out a drill move.
+    pub async fn drill_move(
+        &mut self,
+        m: &crate::slots::drill::DrillMove,
+    ) -> Result<crate::slots::drill::DrillMoveReply, CallError> {
+        self.call("drill", m, Duration::from_secs(10)).await
     }
 
     /// Forward a session-db command to this peer (the leader).

@@ -34,6 +34,20 @@ impl ClusterCa {
         self.cert.pem()
     }
 
+    /// The client-facing certificate every node and director presents, so a client keeps
+    /// one `pin-sha256:` whichever member answers (PEM cert, PEM key).
+    pub fn gateway_cert(&self, names: Vec<String>, ips: &[IpAddr]) -> Result<(String, String)> {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let mut p = CertificateParams::new(names)?;
+        for ip in ips {
+            p.subject_alt_names.push(SanType::IpAddress(*ip));
+        }
+        p.distinguished_name.push(DnType::CommonName, "Gatehouse gateway");
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let cert = p.signed_by(&key, &self.cert, &self.key)?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
+
     /// A node certificate and key (PEM) for node `id` at `ip`.
     pub fn node_cert(&self, id: u64, ip: IpAddr) -> Result<(String, String)> {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
@@ -63,8 +77,9 @@ pub struct InitPlan<'a> {
     pub pool: &'a str,
 }
 
-/// Write `DIR/ca.pem` (and `ca.key` when generated) and `DIR/node-<id>/` with `cluster.pem`,
-/// `cluster.key` and `node.toml` for every node.
+/// Write `DIR/ca.pem`, `ca.key`, the shared client-facing `server.pem`/`server.key`, and
+/// `DIR/node-<id>/` with `cluster.pem`, `cluster.key`, `server.pem`, `server.key` and
+/// `node.toml` for every node.
 pub fn init(plan: InitPlan<'_>) -> Result<()> {
     std::fs::create_dir_all(plan.dir)
         .with_context(|| format!("creating {}", plan.dir.display()))?;
@@ -72,6 +87,9 @@ pub fn init(plan: InitPlan<'_>) -> Result<()> {
     std::fs::write(plan.dir.join("ca.pem"), ca.cert_pem())?;
     // The CA key is only needed to add nodes later; keep it away from the nodes.
     write_private(&plan.dir.join("ca.key"), ca.key.serialize_pem().as_bytes())?;
+    let (gw_cert, gw_key) = ca.gateway_cert(vec![plan.cluster.to_string()], &plan.addrs)?;
+    std::fs::write(plan.dir.join("server.pem"), &gw_cert)?;
+    write_private(&plan.dir.join("server.key"), gw_key.as_bytes())?;
     for (i, ip) in plan.addrs.iter().enumerate() {
         let id = i as u64 + 1;
         let nd = plan.dir.join(super::node_name(id));
@@ -80,6 +98,8 @@ pub fn init(plan: InitPlan<'_>) -> Result<()> {
         std::fs::write(nd.join("cluster.pem"), cert)?;
         write_private(&nd.join("cluster.key"), key.as_bytes())?;
         std::fs::copy(plan.dir.join("ca.pem"), nd.join("ca.pem"))?;
+        std::fs::write(nd.join("server.pem"), &gw_cert)?;
+        write_private(&nd.join("server.key"), gw_key.as_bytes())?;
         let peers: Vec<String> = plan
             .addrs
             .iter()
@@ -94,7 +114,7 @@ pub fn init(plan: InitPlan<'_>) -> Result<()> {
             })
             .collect();
         let cfg = crate::config::demo_config("data", &std::net::SocketAddr::new(*ip, plan.client_port).to_string())
-            .replace("id = 1\n", &format!("id = {id}\n"))
+            .replace("id = 1\n", &format!("id = {id}\ntls_cert = \"server.pem\"\ntls_key = \"server.key\"\n"))
             .replace("cidr = \"10.99.0.0/24\"", &format!("cidr = \"{}\"", plan.pool))
             .replace("mode = \"routed\"", "mode = \"nat\"\nnat_interface = \"eth1\"")
             + &format!(

@@ -12,8 +12,12 @@ use serde::Serialize;
 use std::net::SocketAddr;
 use tonic::{Response, Status};
 
+/// The node, once built (the cluster service starts before it, so Raft can elect).
+pub type NodeCell = std::sync::Arc<std::sync::OnceLock<std::sync::Arc<crate::node::Node>>>;
+
 struct Service {
     raft: openraft::Raft<Tc>,
+    node: NodeCell,
 }
 
 fn decode<T: serde::de::DeserializeOwned>(p: &Payload) -> Result<T, Status> {
@@ -63,6 +67,13 @@ impl Cluster for Service {
         };
         encode(&reply)
     }
+
+    async fn drill_move(&self, r: tonic::Request<Payload>) -> Result<Response<Payload>, Status> {
+        let m: crate::slots::drill::DrillMove = decode(r.get_ref())?;
+        let node =
+            self.node.get().cloned().ok_or_else(|| Status::unavailable("node still starting"))?;
+        encode(&crate::slots::drill::execute(node, m).await)
+    }
 }
 
 /// Serve the cluster port with mutual TLS until `stop` resolves.
@@ -71,8 +82,9 @@ pub async fn serve(
     addr: SocketAddr,
     tls: &ClusterTls,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
+    node: NodeCell,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let svc = ClusterServer::new(Service { raft: store.raft().clone() })
+    let svc = ClusterServer::new(Service { raft: store.raft().clone(), node })
         .max_decoding_message_size(256 << 20)
         .max_encoding_message_size(256 << 20);
     let listener = tokio::net::TcpListener::bind(addr)

@@ -154,4 +154,35 @@ impl Admin {
             Err(s) => Err(self.status(s)),
         }
     }
+
+    /// `ShowFailover`.
+    pub async fn show_failover(&mut self) -> Result<pb::FailoverReply, RpcError> {
+        match self.client.show_failover(pb::ShowFailoverRequest {}).await {
+            Ok(r) => Ok(r.into_inner()),
+            Err(s) => Err(self.status(s)),
+        }
+    }
+
+    /// `FailoverSwitch`.
+    pub async fn failover_switch(&mut self, slot: u32) -> Result<pb::FailoverReply, RpcError> {
+        match self.client.failover_switch(pb::FailoverSwitchRequest { slot }).await {
+            Ok(r) => Ok(r.into_inner()),
+            Err(s) => Err(self.status(s)),
+        }
+    }
+
+    /// `Drill` (waits up to the drill's own timeout).
+    pub async fn drill(
+        &mut self,
+        slot: u32,
+        kill: bool,
+        timeout_ms: u64,
+    ) -> Result<pb::DrillReport, RpcError> {
+        let mut req = tonic::Request::new(pb::DrillRequest { slot, kill, timeout_ms });
+        req.set_timeout(std::time::Duration::from_millis(timeout_ms.max(30_000) + 10_000));
+        match self.client.drill(req).await {
+            Ok(r) => Ok(r.into_inner()),
+            Err(s) => Err(self.status(s)),
+        }
+    }
 }

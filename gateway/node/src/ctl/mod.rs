@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod cluster;
+pub mod failover;
 pub mod json;
 pub mod show;
 pub mod time;

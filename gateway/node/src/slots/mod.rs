@@ -10,6 +10,8 @@
 //!   the fencing rule — a slot whose lease it could not renew, **before** that lease ends, so
 //!   two nodes never hold one address.
 
+pub mod admin;
+pub mod drill;
 pub mod takeover;
 
 use crate::node::Node;
@@ -52,7 +54,10 @@ impl LocalSlots {
 
     /// Ids of the slots whose addresses are on this node.
     pub fn live(&self) -> Vec<u32> {
-        self.held.lock().map(|h| h.iter().filter(|(_, x)| x.live).map(|(id, _)| *id).collect()).unwrap_or_default()
+        self.held
+            .lock()
+            .map(|h| h.iter().filter(|(_, x)| x.live).map(|(id, _)| *id).collect())
+            .unwrap_or_default()
     }
 }
 
@@ -66,6 +71,7 @@ struct Renewed {
 /// Run the slot manager until the node stops. Without `[[slot]]` it returns at once.
 pub async fn run(node: Arc<Node>) {
     let Some(sc) = node.cfg.slots.clone() else { return };
+    admin::clear_drill_rules();
     if let Ok(mut m) = node.local_slots.by_ip.lock() {
         *m = sc.slots.iter().map(|s| (s.public_ip, s.id)).collect();
     }
@@ -77,6 +83,8 @@ pub async fn run(node: Arc<Node>) {
     let mut tick = tokio::time::interval(sc.renew_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut stopping = node.stopping.clone();
+    let mut leader_task: Option<tokio::task::JoinHandle<()>> = None;
+    let mut leader_since: Option<MonoMillis> = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -94,12 +102,22 @@ pub async fn run(node: Arc<Node>) {
                 return;
             }
         }
+        if node.db.is_leader() {
+            let since = *leader_since.get_or_insert(node.clock.mono());
+            if leader_task.as_ref().is_none_or(|t: &tokio::task::JoinHandle<()>| t.is_finished()) {
+                // Proposals never hold up the renew/fencing loop below.
+                let (node2, specs, table) =
+                    (node.clone(), sc.slots.clone(), node.db.read(|db| db.slots().clone()));
+                leader_task = Some(tokio::spawn(async move {
+                    leader_duties(&node2, &specs, &table, lease_ms, since).await;
+                }));
+            }
+        } else {
+            leader_since = None;
+        }
         let now = node.clock.unix();
         let mono = node.clock.mono();
         let table = node.db.read(|db| db.slots().clone());
-        if node.db.is_leader() {
-            leader_duties(&node, &sc.slots, &table, lease_ms).await;
-        }
         for spec in &sc.slots {
             let Some(slot) = table.get(spec.id) else { continue };
             let held = node.local_slots.held.lock().ok().and_then(|h| h.get(&spec.id).copied());
@@ -107,15 +125,25 @@ pub async fn run(node: Arc<Node>) {
                 match held {
                     Some(h) if h.epoch == slot.epoch => {
                         // Fencing: never answer past a lease we could not renew.
-                        if h.live && mono.plus(margin) >= h.deadline {
-                            tracing::warn!(slot = spec.id, "slot lease not renewed in time; removing its addresses");
+                        if h.live && node.clock.mono().plus(margin) >= h.deadline {
+                            tracing::warn!(
+                                slot = spec.id,
+                                "slot lease not renewed in time; removing its addresses"
+                            );
                             drop_addresses(&node, spec, "lease not renewed");
                         }
                     }
                     _ => {
-                        // Newly ours: the assign's first lease counts from now.
+                        // Newly ours: the assign's first lease, counted from when we saw it.
                         let deadline = mono.plus(Duration::from_millis(lease_ms));
-                        take_over(&node, spec, slot.epoch, deadline, &sc.public_interface, &sc.inside_interface);
+                        take_over(
+                            &node,
+                            spec,
+                            slot.epoch,
+                            deadline,
+                            &sc.public_interface,
+                            &sc.inside_interface,
+                        );
                     }
                 }
                 if in_flight.insert(spec.id) {
@@ -124,7 +152,12 @@ pub async fn run(node: Arc<Node>) {
                         let proposed = node2.clock.mono();
                         let cmd = Command::Slot {
                             at: node2.clock.unix(),
-                            cmd: SlotCommand::Renew { slot: id, node: node2.db.node_id(), epoch, lease_ms },
+                            cmd: SlotCommand::Renew {
+                                slot: id,
+                                node: node2.db.node_id(),
+                                epoch,
+                                lease_ms,
+                            },
                         };
                         let result = node2.db.propose(cmd).await.map_err(|e| e.to_string());
                         let _ = tx2.send(Renewed { slot: id, epoch, proposed, result });
@@ -155,7 +188,10 @@ fn on_renewed(node: &Node, specs: &[SlotSpec], r: Renewed, lease_ms: u64) {
             if relive {
                 // A partition healed before the leader moved the slot: it is still ours.
                 if let Some(sc) = node.cfg.slots.as_ref() {
-                    tracing::info!(slot = r.slot, "slot lease renewed again; restoring its addresses");
+                    tracing::info!(
+                        slot = r.slot,
+                        "slot lease renewed again; restoring its addresses"
+                    );
                     add_addresses(node, spec, &sc.public_interface, &sc.inside_interface);
                 }
             }
@@ -169,7 +205,13 @@ fn on_renewed(node: &Node, specs: &[SlotSpec], r: Renewed, lease_ms: u64) {
     }
 }
 
-async fn leader_duties(node: &Node, specs: &[SlotSpec], table: &gatehouse_core::SlotTable, lease_ms: u64) {
+async fn leader_duties(
+    node: &Node,
+    specs: &[SlotSpec],
+    table: &gatehouse_core::SlotTable,
+    lease_ms: u64,
+    leader_since: MonoMillis,
+) {
     let now = node.clock.unix();
     for spec in specs {
         if table.get(spec.id).map(|s| &s.spec) != Some(spec) {
@@ -185,7 +227,9 @@ async fn leader_duties(node: &Node, specs: &[SlotSpec], table: &gatehouse_core::
             let grace = c.node_down_after.as_millis() as u64;
             let mut h: Vec<u64> = node.db.read(|db| {
                 db.members()
-                    .filter(|m| m.down_since.is_none() && now.0 < m.last_heartbeat.0.saturating_add(grace))
+                    .filter(|m| {
+                        m.down_since.is_none() && now.0 < m.last_heartbeat.0.saturating_add(grace)
+                    })
                     .map(|m| m.id)
                     .collect()
             });
@@ -201,7 +245,17 @@ async fn leader_duties(node: &Node, specs: &[SlotSpec], table: &gatehouse_core::
             *owned.entry(o).or_default() += 1;
         }
     }
+    // A fresh cluster gives its preferred owner a moment to start before anyone else gets a
+    // never-assigned slot.
+    let settling = node
+        .cfg
+        .cluster
+        .as_ref()
+        .is_some_and(|c| node.clock.mono().since(leader_since) < c.node_down_after * 2);
     for s in table.iter().filter(|s| s.vacant_at(now)) {
+        if s.epoch == 0 && settling && !healthy.contains(&s.spec.preferred_owner) {
+            continue;
+        }
         let Some(to) = successor(s, &healthy, &owned) else { continue };
         let cmd = Command::Slot {
             at: now,
@@ -235,7 +289,14 @@ fn add_addresses(node: &Node, spec: &SlotSpec, public_if: &str, inside_if: &str)
     }
 }
 
-fn take_over(node: &Node, spec: &SlotSpec, epoch: u64, deadline: MonoMillis, public_if: &str, inside_if: &str) {
+fn take_over(
+    node: &Node,
+    spec: &SlotSpec,
+    epoch: u64,
+    deadline: MonoMillis,
+    public_if: &str,
+    inside_if: &str,
+) {
     if let Ok(mut h) = node.local_slots.held.lock() {
         h.insert(spec.id, Held { epoch, deadline, live: false });
     }
@@ -272,7 +333,9 @@ fn drop_addresses(node: &Node, spec: &SlotSpec, why: &str) {
     if !was_live && !takeover::has_address(spec.public_ip) {
         return;
     }
-    if let Err(e) = takeover::remove_address(spec.public_ip, spec.public_prefix, &sc.public_interface) {
+    if let Err(e) =
+        takeover::remove_address(spec.public_ip, spec.public_prefix, &sc.public_interface)
+    {
         tracing::error!(slot = spec.id, "cannot remove the public address: {e}");
     }
     if let Some(ip) = spec.inside_ip {

@@ -27,14 +27,23 @@ fn ip(args: &[&str]) -> Result<(), String> {
 /// Add `addr/prefix` to `dev` and announce it.
 pub fn add_address(addr: Ipv4Addr, prefix: u8, dev: &str) -> Result<(), String> {
     ip(&["addr", "add", &format!("{addr}/{prefix}"), "dev", dev])?;
-    // Unsolicited ARP: neighbours holding the old owner's MAC switch to ours.
-    let out = Command::new("arping")
-        .args(["-U", "-c", "1", "-w", "1", "-I", dev, "-s", &addr.to_string(), &addr.to_string()])
-        .output();
-    match out {
-        Ok(_) => Ok(()),
-        Err(e) => Err(format!("arping (iputils-arping) not available: {e}")),
-    }
+    // Unsolicited ARP: neighbours holding the old owner's MAC switch to ours. Sent from a
+    // thread of its own: arping takes its time, the slot loop must not wait for it.
+    let (dev, a) = (dev.to_string(), addr.to_string());
+    std::thread::spawn(move || {
+        for _ in 0..2 {
+            let r = Command::new("arping")
+                .args(["-U", "-c", "1", "-w", "1", "-I", &dev, "-s", &a, &a])
+                .output();
+            if let Err(e) = r {
+                tracing::warn!(
+                    "gratuitous ARP for {a} not sent (is iputils-arping installed?): {e}"
+                );
+                return;
+            }
+        }
+    });
+    Ok(())
 }
 
 /// Remove `addr/prefix` from `dev`.
@@ -86,8 +95,10 @@ pub fn tickle_segment(from: SocketAddrV4, to: SocketAddrV4) -> [u8; 20] {
 /// Send tickle ACKs from `slot_ip` to each client endpoint `(ip, port, our_port)`.
 pub fn tickle(slot_ip: Ipv4Addr, clients: &[(Ipv4Addr, u16, u16)]) -> Result<usize, String> {
     use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-    let s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::TCP)).map_err(|e| format!("raw socket: {e}"))?;
-    s.bind(&SockAddr::from(SocketAddrV4::new(slot_ip, 0))).map_err(|e| format!("bind {slot_ip}: {e}"))?;
+    let s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::TCP))
+        .map_err(|e| format!("raw socket: {e}"))?;
+    s.bind(&SockAddr::from(SocketAddrV4::new(slot_ip, 0)))
+        .map_err(|e| format!("bind {slot_ip}: {e}"))?;
     let mut sent = 0;
     for &(ip, port, ours) in clients {
         let seg = tickle_segment(SocketAddrV4::new(slot_ip, ours), SocketAddrV4::new(ip, port));

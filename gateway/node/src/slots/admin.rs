@@ -1,0 +1,108 @@
+//! The failover part of the admin API: `show failover`, `failover switch`, drill crashes.
+
+use crate::admin::pb;
+use crate::node::Node;
+use tonic::Status;
+
+/// Slots as seen by this node.
+pub fn show(node: &Node) -> pb::FailoverReply {
+    let now = node.clock.unix();
+    let (slots, counts, active) = node.db.read(|db| {
+        let mut active = std::collections::BTreeMap::<u32, u32>::new();
+        for s in db.sessions().filter(|s| s.has_ssl()) {
+            if let Some(id) = s.slot {
+                *active.entry(id).or_insert(0) += 1;
+            }
+        }
+        (db.slots().iter().cloned().collect::<Vec<_>>(), db.slot_sessions(), active)
+    });
+    pb::FailoverReply {
+        node_id: node.db.node_id(),
+        now_unix_ms: now.0,
+        slots: slots
+            .iter()
+            .map(|s| pb::SlotView {
+                id: s.spec.id,
+                public_address: format!("{}/{}", s.spec.public_ip, s.spec.public_prefix),
+                inside_address: s
+                    .spec
+                    .inside_ip
+                    .map(|i| format!("{i}/{}", s.spec.inside_prefix))
+                    .unwrap_or_default(),
+                owner: s.owner,
+                preferred_owner: s.spec.preferred_owner,
+                standby: s.spec.standby,
+                epoch: s.epoch,
+                lease_left_ms: s.lease_until.0 as i64 - now.0 as i64,
+                sessions: counts.get(&s.spec.id).copied().unwrap_or(0),
+                capacity: s.spec.capacity,
+                pool: format!("{}-{}", s.spec.pool.first, s.spec.pool.last),
+                active_sessions: active.get(&s.spec.id).copied().unwrap_or(0),
+            })
+            .collect(),
+    }
+}
+
+/// Graceful switchover of `slot` (run on its owner).
+pub async fn switch(node: &Node, slot: u32) -> Result<pb::FailoverReply, Status> {
+    match super::switch(node, slot).await {
+        Ok(_) => Ok(show(node)),
+        Err(e) => Err(Status::failed_precondition(e)),
+    }
+}
+
+/// Drill crash: stop answering for our slots as a dead machine would, then exit at once.
+pub fn crash(node: &Node) {
+    if let Some(sc) = &node.cfg.slots {
+        for id in node.local_slots.live() {
+            if let Some(spec) = sc.slots.iter().find(|s| s.id == id) {
+                // Nothing more leaves from the slot address (no FIN, no RST) ...
+                let _ = std::process::Command::new("iptables")
+                    .args([
+                        "-I",
+                        "OUTPUT",
+                        "-s",
+                        &spec.public_ip.to_string(),
+                        "-m",
+                        "comment",
+                        "--comment",
+                        "gatehouse-drill-crash",
+                        "-j",
+                        "DROP",
+                    ])
+                    .status();
+                // ... and no ARP answer for it either.
+                let _ = super::takeover::remove_address(
+                    spec.public_ip,
+                    spec.public_prefix,
+                    &sc.public_interface,
+                );
+                if let Some(ip) = spec.inside_ip {
+                    let _ = super::takeover::remove_address(
+                        ip,
+                        spec.inside_prefix,
+                        &sc.inside_interface,
+                    );
+                }
+            }
+        }
+    }
+    tracing::warn!("drill: crashing now");
+    std::process::exit(137);
+}
+
+/// Remove drill-crash rules a previous run left behind.
+pub fn clear_drill_rules() {
+    for _ in 0..16 {
+        let out = std::process::Command::new("iptables").args(["-S", "OUTPUT"]).output();
+        let Ok(out) = out else { return };
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let Some(rule) = text.lines().find(|l| l.contains("gatehouse-drill-crash")) else { return };
+        let args: Vec<String> = rule
+            .replacen("-A ", "-D ", 1)
+            .split_whitespace()
+            .map(|s| s.trim_matches('"').to_string())
+            .collect();
+        let _ = std::process::Command::new("iptables").args(&args).status();
+    }
+}

@@ -50,6 +50,9 @@ enum Cmd {
         /// Address pool shared by the cluster.
         #[arg(long, default_value = "10.99.0.0/24")]
         pool: String,
+        /// Director addresses, comma-separated (writes DIR/director-<j>/).
+        #[arg(long, value_delimiter = ',')]
+        directors: Vec<std::net::IpAddr>,
     },
     /// Run a local node with embedded defaults: writes DIR/node.toml and a demo user on first
     /// start, a self-signed certificate, sled in DIR/data; prints how to connect.
@@ -86,7 +89,7 @@ fn main() -> ExitCode {
                 }
             };
         }
-        Cmd::Init { cluster, nodes, dir, addrs, client_port, cluster_port, pool } => {
+        Cmd::Init { cluster, nodes, dir, addrs, client_port, cluster_port, pool, directors } => {
             let addrs = if addrs.is_empty() {
                 (1..=nodes)
                     .map(|i| std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, i as u8)))
@@ -108,6 +111,7 @@ fn main() -> ExitCode {
                 client_port,
                 cluster_port,
                 pool: &pool,
+                directors,
             };
             return match gatehouse_node::cluster::pki::init(plan) {
                 Ok(()) => {

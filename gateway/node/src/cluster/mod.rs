@@ -37,6 +37,60 @@ pub enum ForwardReply {
     Failed(String),
 }
 
+/// What a director needs to place a new client: every slot, whether it can take clients now,
+/// and its load.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotTableView {
+    /// The node that sent it.
+    pub node: u64,
+    /// Slots by id.
+    pub slots: Vec<SlotView>,
+}
+
+/// One slot for a director.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotView {
+    /// Slot id.
+    pub id: u32,
+    /// Public address clients are redirected to.
+    pub public_ip: std::net::Ipv4Addr,
+    /// Client-facing port of the nodes.
+    pub port: u16,
+    /// Current owner.
+    pub owner: Option<u64>,
+    /// Epoch.
+    pub epoch: u64,
+    /// Sessions hosted.
+    pub sessions: u32,
+    /// Capacity.
+    pub capacity: u32,
+    /// An owner holds a live lease (false while a failover is pending).
+    pub available: bool,
+}
+
+/// The slot table as directors see it, from this node's applied state.
+pub fn slot_table_view(node: &crate::node::Node) -> SlotTableView {
+    let now = node.clock.unix();
+    let port = node.cfg.listen.port();
+    let (slots, counts) = node.db.read(|db| (db.slots().iter().cloned().collect::<Vec<_>>(), db.slot_sessions()));
+    SlotTableView {
+        node: node.db.node_id(),
+        slots: slots
+            .iter()
+            .map(|s| SlotView {
+                id: s.spec.id,
+                public_ip: s.spec.public_ip,
+                port,
+                owner: s.owner,
+                epoch: s.epoch,
+                sessions: counts.get(&s.spec.id).copied().unwrap_or(0),
+                capacity: s.spec.capacity,
+                available: !s.vacant_at(now),
+            })
+            .collect(),
+    }
+}
+
 /// The TLS name a node's cluster certificate carries, checked by its peers.
 pub fn node_name(id: u64) -> String {
     format!("node-{id}")

@@ -31,8 +31,39 @@ fn encode<T: Serialize>(v: &T) -> Result<Response<Payload>, Status> {
         .map_err(|e| Status::internal(e.to_string()))
 }
 
+type SlotStream = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<Payload, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl Cluster for Service {
+    type WatchSlotsStream = SlotStream;
+
+    async fn watch_slots(&self, _r: tonic::Request<Payload>) -> Result<Response<SlotStream>, Status> {
+        let node = self.node.get().cloned().ok_or_else(|| Status::unavailable("node still starting"))?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Payload, Status>>(4);
+        tokio::spawn(async move {
+            let mut applied = node.db.applied();
+            let mut last: Option<super::SlotTableView> = None;
+            loop {
+                let view = super::slot_table_view(&node);
+                // Send on change, and at least every 2 s (leases lapse without a log entry).
+                if last.as_ref() != Some(&view) {
+                    let Ok(json) = serde_json::to_vec(&view) else { return };
+                    if tx.send(Ok(Payload { json })).await.is_err() {
+                        return;
+                    }
+                    last = Some(view);
+                }
+                tokio::select! {
+                    r = applied.changed() => if r.is_err() { return },
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+                    _ = tx.closed() => return,
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+
     async fn append_entries(
         &self,
         r: tonic::Request<Payload>,

@@ -80,6 +80,8 @@ pub struct InitPlan<'a> {
     pub cluster_port: u16,
     /// Pool shared by the cluster.
     pub pool: &'a str,
+    /// Director addresses (one `director-<j>/` each).
+    pub directors: Vec<IpAddr>,
 }
 
 /// Write `DIR/ca.pem`, `ca.key`, the shared client-facing `server.pem`/`server.key`, and

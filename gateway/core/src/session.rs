@@ -184,7 +184,7 @@ pub struct ParentSession {
     pub next_tunnel: u32,
     /// Counters of tunnels that have detached.
     pub counters: Counters,
-    /// Number of successful resumes (tunnel attaches after the first).
+    /// Number of resumes: ssl tunnels attached after the session's first one.
     pub resumes: u32,
     /// The slot hosting the session (`None`: logged in on a node address).
     #[serde(default)]

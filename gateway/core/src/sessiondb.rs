@@ -6,10 +6,10 @@
 
 use crate::policy::SessionTimers;
 use crate::pool::PoolRange;
-use crate::slot::{SlotCommand, SlotRefusal, SlotTable};
 use crate::session::{
     Counters, EndReason, ParentSession, TokenHash, TunnelId, TunnelKind, TunnelRecord,
 };
+use crate::slot::{SlotCommand, SlotRefusal, SlotTable};
 use crate::time::UnixMillis;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -172,6 +172,8 @@ pub enum Rejection {
     NodeAlive,
     /// A slot command or a slot-fenced write was refused.
     Slot(SlotRefusal),
+    /// A datagram tunnel needs the session's ssl tunnel first (DESIGN.md §2.2).
+    NoSslTunnel,
 }
 
 impl Rejection {
@@ -185,6 +187,7 @@ impl Rejection {
             Rejection::NotExpired => "Session timer has not expired",
             Rejection::ReconnectNotAllowed => "Reconnect not allowed by group policy",
             Rejection::NodeAlive => "Node is alive",
+            Rejection::NoSslTunnel => "Datagram tunnel without an ssl tunnel",
             Rejection::Slot(SlotRefusal::NoSuchSlot) => "No such slot",
             Rejection::Slot(SlotRefusal::StaleEpoch) => "Slot moved to another node",
             Rejection::Slot(SlotRefusal::Held) => "Slot lease still held",
@@ -283,6 +286,7 @@ pub struct SessionDb {
     slots: SlotTable,
     // Derived from `sessions`, rebuilt on load.
     by_token: BTreeMap<TokenHash, u64>,
+    by_user: BTreeMap<String, BTreeSet<(UnixMillis, u64)>>,
     leases: BTreeMap<Ipv4Addr, u64>,
     deadlines: BTreeSet<(UnixMillis, u64)>,
 }
@@ -395,13 +399,9 @@ impl SessionDb {
         // Simultaneous logins: keep at most N sessions of this user including the new one,
         // ending the oldest first. Evict before leasing so an evicted address can be reused.
         let limit = c.timers.simultaneous_logins.max(1) as usize;
-        let mut mine: Vec<(UnixMillis, u64)> = self
-            .sessions
-            .values()
-            .filter(|s| s.user == c.user)
-            .map(|s| (s.login_time, s.index))
-            .collect();
-        mine.sort();
+        // Oldest first: the per-user index is ordered by (login time, index).
+        let mine: Vec<(UnixMillis, u64)> =
+            self.by_user.get(&c.user).map(|v| v.iter().copied().collect()).unwrap_or_default();
         let excess = (mine.len() + 1).saturating_sub(limit);
         let to_evict: Vec<u64> = mine.iter().take(excess).map(|&(_, i)| i).collect();
         let pool = match c.slot {
@@ -482,8 +482,11 @@ impl SessionDb {
         let Some(s) = self.sessions.get_mut(&index) else {
             return Outcome::Rejected(Rejection::UnknownToken);
         };
-        // A resume is a new ssl tunnel after an earlier one; a datagram tunnel joining the
-        // current ssl tunnel is not a reconnect.
+        if c.kind != TunnelKind::Ssl && !s.has_ssl() {
+            return Outcome::Rejected(Rejection::NoSslTunnel);
+        }
+        // A resume is a new ssl tunnel after an earlier one (every earlier tunnel implies an
+        // earlier ssl tunnel, see above); a datagram tunnel joining it is not a reconnect.
         let resumed = c.kind == TunnelKind::Ssl && s.next_tunnel > 1;
         if resumed && !s.timers_allow_reconnect() {
             return Outcome::Rejected(Rejection::ReconnectNotAllowed);
@@ -587,6 +590,12 @@ impl SessionDb {
             return false;
         };
         self.by_token.remove(&s.token_hash);
+        if let Some(v) = self.by_user.get_mut(&s.user) {
+            v.remove(&(s.login_time, s.index));
+            if v.is_empty() {
+                self.by_user.remove(&s.user);
+            }
+        }
         if self.leases.get(&s.address) == Some(&index) {
             self.leases.remove(&s.address);
         }
@@ -603,6 +612,7 @@ impl SessionDb {
 
     fn index_session(&mut self, s: &ParentSession) {
         self.by_token.insert(s.token_hash, s.index);
+        self.by_user.entry(s.user.clone()).or_default().insert((s.login_time, s.index));
         self.leases.insert(s.address, s.index);
         if let Some((t, _)) = s.next_deadline() {
             self.deadlines.insert((t, s.index));

@@ -192,12 +192,16 @@ impl SlotTable {
 pub fn successor(slot: &Slot, healthy: &[u64], owned: &BTreeMap<u64, usize>) -> Option<u64> {
     let prev = slot.owner.or(slot.released_by);
     let (p, s) = (slot.spec.preferred_owner, slot.spec.standby);
-    let pair = if prev == Some(p) { [s, p] } else if prev == Some(s) { [p, s] } else { [p, s] };
+    let pair = if prev == Some(p) { [s, p] } else { [p, s] };
     let ok = |n: u64| healthy.contains(&n) && Some(n) != prev;
     if let Some(n) = pair.iter().copied().find(|n| ok(*n)) {
         return Some(n);
     }
-    let pick = healthy.iter().copied().filter(|n| ok(*n)).min_by_key(|n| (owned.get(n).copied().unwrap_or(0), *n));
+    let pick = healthy
+        .iter()
+        .copied()
+        .filter(|n| ok(*n))
+        .min_by_key(|n| (owned.get(n).copied().unwrap_or(0), *n));
     // Only the previous holder is healthy: give it back (better than no owner).
     pick.or_else(|| prev.filter(|n| healthy.contains(n)))
 }

@@ -426,6 +426,16 @@ impl Harness {
                     );
                     return Ok(());
                 };
+                // DESIGN.md §2.2: a datagram tunnel joins an ssl tunnel; without one it is refused.
+                if *kind != TunnelKind::Ssl && !s.tunnels.iter().any(|t| t.kind == TunnelKind::Ssl)
+                {
+                    ensure_eq!(
+                        out,
+                        Outcome::Rejected(Rejection::NoSslTunnel),
+                        "datagram attach to {index} without an ssl tunnel"
+                    );
+                    return Ok(());
+                }
                 // DESIGN.md §2.6: a resume is a new ssl tunnel on a session that had one. A
                 // datagram tunnel joining the ssl tunnel is no reconnect, nor is the session's
                 // first ssl tunnel.

@@ -130,3 +130,115 @@ fn graceful_switch_moves_the_slot_and_openconnect_resumes() {
     }
     failover(false);
 }
+
+/// `[ts] ... inet IP/...` lines of `ip -ts monitor address`: (timestamp text, added?).
+fn address_events(path: &std::path::Path, ip: &str) -> Vec<(String, bool)> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter(|l| l.contains(&format!("inet {ip}/")))
+        .filter_map(|l| {
+            let ts = l.strip_prefix('[')?.split(']').next()?.to_string();
+            Some((ts, !l.contains("Deleted")))
+        })
+        .collect()
+}
+
+#[test]
+fn a_partitioned_owner_drops_the_address_before_the_standby_adds_it() {
+    if !require_root("a_partitioned_owner_drops_the_address_before_the_standby_adds_it") {
+        return;
+    }
+    let topo = ClusterTopology::new("fopart", 9, 3).unwrap();
+    let cluster = Cluster::start_with(&topo, &[], &topo.slots_toml()).unwrap();
+    wait_holder(&topo, 1, 1, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut monitors = Vec::new();
+    for node in 1..=3 {
+        let out = std::fs::File::create(dir.path().join(format!("n{node}.mon"))).unwrap();
+        monitors.push(
+            topo.exec(&topo.node_ns(node), &["ip", "-ts", "monitor", "address"])
+                .stdout(Stdio::from(out))
+                .spawn()
+                .unwrap(),
+        );
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // Node 1 keeps its client-facing links but loses its peers: it cannot renew its lease.
+    topo.partition(1, true).unwrap();
+    wait_holder(&topo, 1, 2, &[1]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(topo.holders(topo.slot_ip(1)), vec![2], "never two holders, also after the move");
+    topo.partition(1, false).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        topo.holders(topo.slot_ip(1)),
+        vec![2],
+        "the healed ex-owner does not take the address back"
+    );
+    for m in &mut monitors {
+        let _ = m.kill();
+        let _ = m.wait();
+    }
+    let ip = topo.slot_ip(1).to_string();
+    let e1 = address_events(&dir.path().join("n1.mon"), &ip);
+    let e2 = address_events(&dir.path().join("n2.mon"), &ip);
+    let dropped = e1
+        .iter()
+        .find(|(_, added)| !added)
+        .map(|(t, _)| t.clone())
+        .expect("node 1 removed the address");
+    let added = e2
+        .iter()
+        .find(|(_, added)| *added)
+        .map(|(t, _)| t.clone())
+        .expect("node 2 added the address");
+    eprintln!("partition: node 1 dropped the address at {dropped}, node 2 added it at {added}");
+    assert!(dropped < added, "node 1 dropped at {dropped}, node 2 added at {added}: both held it");
+    let f = cluster.ctl(2, &["--json", "show", "failover"]).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&f).unwrap();
+    assert_eq!(v["slots"][0]["owner"], 2, "{v}");
+    assert_eq!(v["slots"][0]["epoch"], 2, "{v}");
+}
+
+#[test]
+fn drills_report_no_lost_session_and_no_relogin() {
+    if !require_root("drills_report_no_lost_session_and_no_relogin") {
+        return;
+    }
+    let topo = ClusterTopology::new("fodrill", 9, 3).unwrap();
+    let cluster = Cluster::start_with(&topo, &[], &topo.slots_toml()).unwrap();
+    wait_holder(&topo, 1, 1, &[]);
+    let mut oc = Openconnect::builder_in(
+        &topo.client_ns(),
+        &topo.lan_cidr(),
+        topo.slot_ip(1),
+        PORT,
+        &cluster.pins[0],
+    )
+    .spawn()
+    .unwrap();
+    let ip = oc.wait_event("connect", CONNECT).expect("connected to slot 1");
+    // Keep traffic flowing so the tunnel is busy during the moves.
+    let dir = tempfile::tempdir().unwrap();
+    let mut ping = start_ping(&topo, &dir.path().join("ping.txt"));
+    let parse = |out: &str| -> serde_json::Value {
+        serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    };
+    // A graceful switch, coordinated from node 3.
+    let r = parse(&cluster.ctl(3, &["--json", "drill", "--slot", "1", "--switch"]).unwrap());
+    eprintln!("switch drill: {r}");
+    assert_eq!(r["sessions_lost"], 0, "{r}");
+    assert_eq!(r["relogins"], 0, "{r}");
+    assert_eq!(r["back"], 1, "{r}");
+    assert_eq!(r["to_node"], 2, "{r}");
+    assert_eq!(oc.wait_event("reconnect", CONNECT).as_deref(), Some(ip.as_str()));
+    // A kill drill: the new owner (node 2) crashes; node 3 reports.
+    let r = parse(&cluster.ctl(3, &["--json", "drill", "--slot", "1", "--kill"]).unwrap());
+    eprintln!("kill drill: {r}");
+    assert_eq!(r["sessions_lost"], 0, "{r}");
+    assert_eq!(r["relogins"], 0, "{r}");
+    assert_eq!(r["back"], 1, "{r}");
+    assert_eq!(oc.wait_nth_event("reconnect", 2, CONNECT).as_deref(), Some(ip.as_str()));
+    let _ = ping.kill();
+    let _ = ping.wait();
+}

@@ -311,14 +311,11 @@ fn take_over(
             .filter_map(|t| Some((t.public_ip.parse().ok()?, t.src_port, t.dst_port)))
             .collect()
     });
-    let n = match takeover::tickle(spec.public_ip, &clients) {
-        Ok(n) => n,
-        Err(e) => {
-            tracing::warn!(slot = spec.id, "could not tickle clients: {e}");
-            0
-        }
-    };
-    tracing::info!(slot = spec.id, epoch, address = %spec.public_ip, clients = clients.len(), tickles = n, "slot taken over");
+    tracing::info!(slot = spec.id, epoch, address = %spec.public_ip, clients = clients.len(), "slot taken over");
+    takeover::announce(spec.public_ip, public_if, clients);
+    if let Some(ip) = spec.inside_ip {
+        takeover::announce(ip, inside_if, Vec::new());
+    }
 }
 
 fn drop_addresses(node: &Node, spec: &SlotSpec, why: &str) {

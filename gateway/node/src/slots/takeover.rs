@@ -24,26 +24,44 @@ fn ip(args: &[&str]) -> Result<(), String> {
     Err(format!("ip {}: {}", args.join(" "), err.trim()))
 }
 
-/// Add `addr/prefix` to `dev` and announce it.
+/// Add `addr/prefix` to `dev` (announce it with [`announce`]).
 pub fn add_address(addr: Ipv4Addr, prefix: u8, dev: &str) -> Result<(), String> {
-    ip(&["addr", "add", &format!("{addr}/{prefix}"), "dev", dev])?;
-    // Unsolicited ARP: neighbours holding the old owner's MAC switch to ours. Sent from a
-    // thread of its own: arping takes its time, the slot loop must not wait for it.
-    let (dev, a) = (dev.to_string(), addr.to_string());
+    ip(&["addr", "add", &format!("{addr}/{prefix}"), "dev", dev])
+}
+
+/// Announce `addr` on `dev` with gratuitous ARP, then tickle `clients` (see the module doc).
+/// Runs on a thread of its own: arping takes its time, the slot loop must not wait for it.
+/// The tickles follow the ARP announcement, so the clients' answers come to this node and
+/// not to the old owner's MAC address.
+pub fn announce(addr: Ipv4Addr, dev: &str, clients: Vec<(Ipv4Addr, u16, u16)>) {
+    let dev = dev.to_string();
     std::thread::spawn(move || {
-        for _ in 0..2 {
-            let r = Command::new("arping")
-                .args(["-U", "-c", "1", "-w", "1", "-I", &dev, "-s", &a, &a])
-                .output();
-            if let Err(e) = r {
-                tracing::warn!(
-                    "gratuitous ARP for {a} not sent (is iputils-arping installed?): {e}"
-                );
-                return;
+        let a = addr.to_string();
+        let arping = Command::new("arping")
+            .args(["-U", "-c", "2", "-w", "1", "-I", &dev, "-s", &a, &a])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        if let Err(e) = &arping {
+            tracing::warn!("gratuitous ARP for {a} not sent (is iputils-arping installed?): {e}");
+        }
+        if !clients.is_empty() {
+            for round in 0..3 {
+                std::thread::sleep(std::time::Duration::from_millis(if round == 0 {
+                    20
+                } else {
+                    150
+                }));
+                match tickle(addr, &clients) {
+                    Ok(n) => tracing::debug!(address = %addr, tickles = n, "tickled clients"),
+                    Err(e) => tracing::warn!(address = %addr, "could not tickle clients: {e}"),
+                }
             }
         }
+        if let Ok(mut c) = arping {
+            let _ = c.wait();
+        }
     });
-    Ok(())
 }
 
 /// Remove `addr/prefix` from `dev`.
@@ -102,11 +120,8 @@ pub fn tickle(slot_ip: Ipv4Addr, clients: &[(Ipv4Addr, u16, u16)]) -> Result<usi
     let mut sent = 0;
     for &(ip, port, ours) in clients {
         let seg = tickle_segment(SocketAddrV4::new(slot_ip, ours), SocketAddrV4::new(ip, port));
-        // Twice: one may be lost while the client's ARP entry still points at the old owner.
-        for _ in 0..2 {
-            if s.send_to(&seg, &SockAddr::from(SocketAddrV4::new(ip, 0))).is_ok() {
-                sent += 1;
-            }
+        if s.send_to(&seg, &SockAddr::from(SocketAddrV4::new(ip, 0))).is_ok() {
+            sent += 1;
         }
     }
     Ok(sent)

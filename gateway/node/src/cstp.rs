@@ -124,7 +124,7 @@ pub async fn run(
     let mut stream = stream;
     if stream.write_all(&http::connect_ok(&headers)).await.is_err() || stream.flush().await.is_err()
     {
-        detach(&node, id, Default::default()).await;
+        detach(&node, id, Default::default(), node.clock.unix()).await;
         return;
     }
     let (tx, rx) = mpsc::channel::<Bytes>(QUEUE);
@@ -164,9 +164,29 @@ pub async fn run(
         }
         // The session is gone already: nothing to detach.
         End::SessionEnded => {}
+        End::Stopping => detach(&node, id, stats.counters(), node.clock.unix()).await,
         // Every other end detaches the tunnel (a replaced one only hands in its counters);
         // the session stays and, without an ssl tunnel, becomes inactive.
-        _ => detach(&node, id, stats.counters()).await,
+        _ if stats.counters() != gatehouse_core::Counters::default() => {
+            detach(&node, id, stats.counters(), node.clock.unix()).await
+        }
+        // A tunnel that carried nothing: a client that reconnects at once (a reconnect storm,
+        // a flapping link) replaces it with its attach anyway, so its detach waits a moment
+        // and is skipped if that happened. The timestamp is the close time, so inactivity
+        // counts from the real moment.
+        _ => {
+            let closed_at = node.clock.unix();
+            let node = node.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(DETACH_GRACE).await;
+                let recorded = node.db.read(|db| {
+                    db.get(id.index).is_some_and(|s| s.tunnels.iter().any(|t| t.id == id))
+                });
+                if recorded {
+                    detach(&node, id, Default::default(), closed_at).await;
+                }
+            });
+        }
     }
 }
 
@@ -179,8 +199,16 @@ impl<F: std::future::Future> InstrumentSpan for F {
     }
 }
 
-async fn detach(node: &Node, id: TunnelId, counters: gatehouse_core::Counters) {
-    let cmd = Command::Detach(DetachTunnel { at: node.clock.unix(), id, counters });
+/// How long a closed tunnel's detach waits for the client's own reconnect.
+const DETACH_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
+async fn detach(
+    node: &Node,
+    id: TunnelId,
+    counters: gatehouse_core::Counters,
+    at: gatehouse_core::UnixMillis,
+) {
+    let cmd = Command::Detach(DetachTunnel { at, id, counters });
     if let Err(e) = node.db.propose(cmd).await {
         tracing::warn!(tunnel = %id, "detach not committed: {e}");
     }

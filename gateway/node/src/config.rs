@@ -576,19 +576,28 @@ impl Config {
             let mut specs: Vec<gatehouse_core::SlotSpec> = Vec::new();
             for (i, sl) in raw.slot.iter().enumerate() {
                 let k = |f: &str| format!("slot[{i}].{f}");
-                let (pub_ip, pub_len) = parse_cidr(&sl.public_address).map_err(|m| err(&k("public_address"), format!("{m} (the address with its prefix, e.g. \"10.0.0.101/24\")")))?;
+                let (pub_ip, pub_len) = parse_cidr(&sl.public_address).map_err(|m| {
+                    err(
+                        &k("public_address"),
+                        format!("{m} (the address with its prefix, e.g. \"10.0.0.101/24\")"),
+                    )
+                })?;
                 let inside = match &sl.inside_address {
                     None => None,
                     Some(a) => Some(parse_cidr(a).map_err(|m| err(&k("inside_address"), m))?),
                 };
                 let (pnet, plen) = parse_cidr(&sl.pool).map_err(|m| err(&k("pool"), m))?;
-                let pool = PoolRange::from_cidr(&format!("slot{}", sl.id), pnet, plen)
-                    .ok_or_else(|| err(&k("pool"), format!("/{plen} is too small; use /30 or larger")))?;
+                let pool = PoolRange::from_cidr(&format!("slot{}", sl.id), pnet, plen).ok_or_else(
+                    || err(&k("pool"), format!("/{plen} is too small; use /30 or larger")),
+                )?;
                 if specs.iter().any(|x| x.id == sl.id) {
                     return Err(err(&k("id"), format!("{} is defined twice", sl.id)));
                 }
                 if sl.owner == sl.standby {
-                    return Err(err(&k("standby"), "the standby must be another node than the owner".into()));
+                    return Err(err(
+                        &k("standby"),
+                        "the standby must be another node than the owner".into(),
+                    ));
                 }
                 specs.push(gatehouse_core::SlotSpec {
                     id: sl.id,
@@ -604,17 +613,23 @@ impl Config {
                 pool_prefixes.insert(format!("slot{}", sl.id), (pnet, plen));
             }
             let d = |key: &str, v: Option<&String>, def: u64| -> Result<Duration, ConfigError> {
-                Ok(dur(key, &v.cloned(), Some(Duration::from_millis(def)))?.unwrap_or(Duration::from_millis(def)))
+                Ok(dur(key, &v.cloned(), Some(Duration::from_millis(def)))?
+                    .unwrap_or(Duration::from_millis(def)))
             };
-            let renew_interval = d("slots.renew_interval", rs.and_then(|r| r.renew_interval.as_ref()), 100)?;
+            let renew_interval =
+                d("slots.renew_interval", rs.and_then(|r| r.renew_interval.as_ref()), 100)?;
             let lease = d("slots.lease", rs.and_then(|r| r.lease.as_ref()), 500)?;
             if lease < renew_interval * 2 {
                 return Err(err("slots.lease", format!("{} ms is shorter than two renew intervals ({} ms): the owner would lose its slot on one late renewal", lease.as_millis(), renew_interval.as_millis() * 2)));
             }
             Some(SlotsConfig {
                 slots: specs,
-                public_interface: rs.and_then(|r| r.public_interface.clone()).unwrap_or_else(|| "eth0".into()),
-                inside_interface: rs.and_then(|r| r.inside_interface.clone()).unwrap_or_else(|| "eth1".into()),
+                public_interface: rs
+                    .and_then(|r| r.public_interface.clone())
+                    .unwrap_or_else(|| "eth0".into()),
+                inside_interface: rs
+                    .and_then(|r| r.inside_interface.clone())
+                    .unwrap_or_else(|| "eth1".into()),
                 renew_interval,
                 lease,
             })

@@ -129,7 +129,12 @@ async fn post(
         Some(Ok(r)) => Some(r),
         Some(Err(())) => {
             metrics::counter!(m::LOGINS, "result" => "refused").increment(1);
-            return http::response(503, "Service Unavailable", &[("X-Reason", "slot moved to another node")], b"");
+            return http::response(
+                503,
+                "Service Unavailable",
+                &[("X-Reason", "slot moved to another node")],
+                b"",
+            );
         }
     };
     let tok = match token::mint(&node.rng) {

@@ -142,7 +142,8 @@ mod tests {
     #[test]
     fn pin_comes_from_the_certificate_whatever_the_key_format() {
         let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["x".into()]).unwrap().self_signed(&kp).unwrap();
+        let cert =
+            rcgen::CertificateParams::new(vec!["x".into()]).unwrap().self_signed(&kp).unwrap();
         assert_eq!(spki_of_cert(cert.der()).unwrap(), kp.public_key_der());
         assert_eq!(spki_of_cert(&[0x30, 0x03, 0x02, 0x01]), None, "truncated DER");
     }

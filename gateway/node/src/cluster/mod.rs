@@ -72,7 +72,8 @@ pub struct SlotView {
 pub fn slot_table_view(node: &crate::node::Node) -> SlotTableView {
     let now = node.clock.unix();
     let port = node.cfg.listen.port();
-    let (slots, counts) = node.db.read(|db| (db.slots().iter().cloned().collect::<Vec<_>>(), db.slot_sessions()));
+    let (slots, counts) =
+        node.db.read(|db| (db.slots().iter().cloned().collect::<Vec<_>>(), db.slot_sessions()));
     SlotTableView {
         node: node.db.node_id(),
         slots: slots

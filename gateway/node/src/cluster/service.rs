@@ -31,14 +31,19 @@ fn encode<T: Serialize>(v: &T) -> Result<Response<Payload>, Status> {
         .map_err(|e| Status::internal(e.to_string()))
 }
 
-type SlotStream = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<Payload, Status>> + Send>>;
+type SlotStream =
+    std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<Payload, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Cluster for Service {
     type WatchSlotsStream = SlotStream;
 
-    async fn watch_slots(&self, _r: tonic::Request<Payload>) -> Result<Response<SlotStream>, Status> {
-        let node = self.node.get().cloned().ok_or_else(|| Status::unavailable("node still starting"))?;
+    async fn watch_slots(
+        &self,
+        _r: tonic::Request<Payload>,
+    ) -> Result<Response<SlotStream>, Status> {
+        let node =
+            self.node.get().cloned().ok_or_else(|| Status::unavailable("node still starting"))?;
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Payload, Status>>(4);
         tokio::spawn(async move {
             let mut applied = node.db.applied();

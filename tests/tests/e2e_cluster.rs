@@ -240,3 +240,39 @@ fn a_logoff_committed_on_one_node_is_refused_by_every_node() {
         );
     }
 }
+
+#[test]
+fn a_removed_node_added_back_catches_up() {
+    if !require_root("a_removed_node_added_back_catches_up") {
+        return;
+    }
+    let topo = ClusterTopology::new("member", 5, 3).unwrap();
+    let cluster = Cluster::start(&topo, &[]).unwrap();
+    let leader = cluster.leader(1).expect("a leader");
+    let other = (1..=3).find(|n| *n != leader).unwrap();
+    let out = cluster.ctl(leader, &["cluster", "remove-node", &other.to_string()]).unwrap();
+    assert!(!out.contains(&format!("\n{other:<6} ")), "node {other} still a member:\n{out}");
+    // Writes go on with two voters; the removed node misses them.
+    for node in (1..=3).filter(|n| *n != other) {
+        let r = topo.probe(node, &["login", "test", "testpass"]).unwrap();
+        assert!(r.starts_with("cookie "), "{r}");
+    }
+    let addr = format!("{}:{}", topo.node_ip(other), gatehouse_tests::cluster::CLUSTER_PORT);
+    let out = cluster.ctl(leader, &["cluster", "add-node", &other.to_string(), &addr]).unwrap();
+    assert!(out.contains("voter"), "{out}");
+    let caught = gatehouse_tests::clock::poll_until(
+        Duration::from_secs(20),
+        Duration::from_millis(200),
+        || (sessions(&cluster, other).len() == 2).then_some(()),
+    );
+    assert!(caught.is_some(), "node {other} did not catch up after being added back");
+    let j = cluster.cluster_json(leader).unwrap();
+    let m = j["members"].as_array().unwrap();
+    assert_eq!(m.len(), 3, "{j}");
+    assert!(m.iter().all(|x| x["voter"] == true), "{j}");
+    // A follower asked to change membership says where the leader is.
+    let e = cluster.ctl(other, &["cluster", "remove-node", "1"]).unwrap_err().to_string();
+    if other != leader {
+        assert!(e.contains("leader"), "{e}");
+    }
+}

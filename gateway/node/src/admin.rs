@@ -311,6 +311,7 @@ pub fn session_view(
         disconnected_timeout_s: secs(s.timers.disconnected_timeout),
         max_connect_time_s: secs(s.timers.max_connect_time),
         resumes: s.resumes,
+        slot: s.slot,
         bytes_tx: totals.bytes_tx,
         bytes_rx: totals.bytes_rx,
         pkts_tx: totals.pkts_tx,

@@ -54,6 +54,8 @@ pub struct SessionJson {
     pub client_version: String,
     /// Tunnel attaches after the first.
     pub resumes: u32,
+    /// The slot hosting the session.
+    pub slot: Option<u32>,
     /// Attached tunnels.
     pub tunnels: Vec<TunnelJson>,
 }
@@ -122,6 +124,7 @@ impl From<&pb::ShowSessionsReply> for SessionsJson {
                 group_policy: s.group_policy.clone(),
                 client_version: s.client_version.clone(),
                 resumes: s.resumes,
+                slot: s.slot,
                 tunnels: s
                     .tunnels
                     .iter()

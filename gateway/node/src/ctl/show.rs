@@ -109,6 +109,11 @@ pub fn render_session(out: &mut String, s: &pb::Session, now_unix_ms: u64, detai
     kv(out, "", "Login Time", time::login_time(s.login_time_unix_ms));
     kv(out, "", "Duration", time::duration(duration_s(s, now_unix_ms)));
     kv(out, "", "Inactivity", time::duration(inactivity_s(s, now_unix_ms)));
+    if let Some(slot) = s.slot {
+        // Clustered: where the session lives (its slot) and which node holds its tunnel.
+        let node = s.tunnels.first().map_or_else(|| "-".to_string(), |t| t.node.to_string());
+        pair(out, "", "Slot", slot, "Node", node);
+    }
     if !detail {
         return;
     }

@@ -9,6 +9,10 @@
 //! ```
 //! Nodes run in NAT mode (masquerade on their inside interface), so the lan needs no route
 //! per node and a session can move between nodes.
+//!
+//! Optionally, D director namespaces sit on the outside bridge too (director j at
+//! 10.{220+k}.0.{200+j}), each running `gatehouse-director` from the `director-<j>/` that
+//! `gatehouse init --directors` writes.
 
 use crate::clock::poll_until;
 use crate::process::{kill_and_reap, output_with_timeout, run_ok, signal_pid, tool};
@@ -32,6 +36,7 @@ pub const CLUSTER_PORT: u16 = 7443;
 pub struct ClusterTopology {
     k: u8,
     n: usize,
+    d: usize,
     base: String,
     created: Vec<String>,
 }
@@ -40,11 +45,16 @@ impl ClusterTopology {
     /// `n` nodes; `k` (0..=9) picks the address blocks 10.{220+k}.0.0/24 (outside) and
     /// 10.{230+k}.0.0/24 (inside).
     pub fn new(tag: &str, k: u8, n: usize) -> Result<ClusterTopology> {
-        anyhow::ensure!(k <= 9 && (1..=9).contains(&n), "k 0..=9, n 1..=9");
+        Self::new_with_directors(tag, k, n, 0)
+    }
+
+    /// As [`ClusterTopology::new`], plus `d` director namespaces on the outside bridge.
+    pub fn new_with_directors(tag: &str, k: u8, n: usize, d: usize) -> Result<ClusterTopology> {
+        anyhow::ensure!(k <= 9 && (1..=9).contains(&n) && d <= 9, "k 0..=9, n 1..=9, d 0..=9");
         let tag: String = tag.chars().filter(|c| c.is_ascii_alphanumeric()).take(6).collect();
         let base =
             format!("ghc{tag}-{}-{}-", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
-        let mut t = ClusterTopology { k, n, base, created: Vec::new() };
+        let mut t = ClusterTopology { k, n, d, base, created: Vec::new() };
         t.build().with_context(|| format!("building cluster topology {}*", t.base))?;
         Ok(t)
     }
@@ -56,6 +66,18 @@ impl ClusterTopology {
     /// Namespace of node `i` (1-based).
     pub fn node_ns(&self, i: usize) -> String {
         format!("{}n{i}", self.base)
+    }
+    /// Namespace of director `j` (1-based).
+    pub fn director_ns(&self, j: usize) -> String {
+        format!("{}d{j}", self.base)
+    }
+    /// Address of director `j` (1-based), on the outside network.
+    pub fn director_ip(&self, j: usize) -> Ipv4Addr {
+        Ipv4Addr::new(10, 220 + self.k, 0, 200 + j as u8)
+    }
+    /// Number of directors.
+    pub fn directors(&self) -> usize {
+        self.d
     }
     /// Namespace of the lan host.
     pub fn lan_ns(&self) -> String {
@@ -142,6 +164,7 @@ impl ClusterTopology {
     fn build(&mut self) -> Result<()> {
         let mut all = vec![self.sw_ns(), self.client_ns(), self.lan_ns()];
         all.extend((1..=self.n).map(|i| self.node_ns(i)));
+        all.extend((1..=self.d).map(|j| self.director_ns(j)));
         for ns in &all {
             run_ok(Command::new(tool("ip")).args(["netns", "add", ns]), T)?;
             self.created.push(ns.clone());
@@ -165,6 +188,15 @@ impl ClusterTopology {
             ));
         }
         ports.push((self.lan_ns(), "br-in", "in0", "i-lan".into(), self.lan_ip()));
+        for j in 1..=self.d {
+            ports.push((
+                self.director_ns(j),
+                "br-out",
+                "out0",
+                format!("o-d{j}"),
+                self.director_ip(j),
+            ));
+        }
         for (ns, br, dev, port, ip) in &ports {
             run_ok(
                 Command::new(tool("ip")).args([
@@ -265,10 +297,14 @@ impl ClusterTopology {
 
     /// Run `gh-cstp-probe NODE_IP:PORT ARGS` in the client namespace.
     pub fn probe(&self, node: usize, args: &[&str]) -> Result<String> {
+        self.probe_at(&format!("{}:{PORT}", self.node_ip(node)), args)
+    }
+
+    /// Run `gh-cstp-probe ADDR ARGS` in the client namespace (`ADDR` is `IP:PORT`, or a
+    /// comma-separated list for the scenarios that alternate between directors).
+    pub fn probe_at(&self, addr: &str, args: &[&str]) -> Result<String> {
         let mut cmd = self.exec(&self.client_ns(), &[]);
-        cmd.arg(cargo_bin("gh-cstp-probe"))
-            .arg(format!("{}:{PORT}", self.node_ip(node)))
-            .args(args);
+        cmd.arg(cargo_bin("gh-cstp-probe")).arg(addr).args(args);
         let out = output_with_timeout(&mut cmd, Duration::from_secs(120))?;
         if !out.status.success() {
             bail!("gh-cstp-probe {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -302,6 +338,8 @@ pub struct Cluster {
     dir: tempfile::TempDir,
     nodes: Vec<Option<Child>>,
     nss: Vec<String>,
+    directors: Vec<Option<Child>>,
+    director_nss: Vec<String>,
     /// `pin-sha256:` of each node's client-facing certificate (index 0 = node 1).
     pub pins: Vec<String>,
     starts: Vec<u32>,
@@ -322,6 +360,7 @@ impl Cluster {
             .args(["init", "--cluster", "test", "--nodes", &topo.nodes().to_string(), "--dir"])
             .arg(dir.path())
             .args(["--addrs", &addrs.join(","), "--cluster-port", &CLUSTER_PORT.to_string()])
+            .args(director_args(topo))
             .output()?;
         if !out.status.success() {
             bail!("gatehouse init failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -392,6 +431,8 @@ write_timeout = "3s"
             dir,
             nodes: (0..topo.nodes()).map(|_| None).collect(),
             nss: (1..=topo.nodes()).map(|i| topo.node_ns(i)).collect(),
+            directors: (0..topo.directors()).map(|_| None).collect(),
+            director_nss: (1..=topo.directors()).map(|j| topo.director_ns(j)).collect(),
             pins: Vec::new(),
             starts: vec![0; topo.nodes()],
         };
@@ -488,10 +529,107 @@ write_timeout = "3s"
     pub fn running(&self, i: usize) -> bool {
         self.nodes[i - 1].is_some()
     }
+
+    /// Director `j`'s directory (`director.toml` and certificates from `gatehouse init`).
+    pub fn director_dir(&self, j: usize) -> PathBuf {
+        self.dir.path().join(format!("director-{j}"))
+    }
+
+    /// Director `j`'s log.
+    pub fn director_log(&self, j: usize) -> String {
+        std::fs::read_to_string(self.director_dir(j).join("director.log")).unwrap_or_default()
+    }
+
+    /// Start every director of the topology with the config `gatehouse init` wrote (its
+    /// listen address and node list already match the topology); waits until each has a slot
+    /// table from every node.
+    pub fn start_directors(&mut self) -> Result<()> {
+        for j in 1..=self.directors.len() {
+            self.spawn_director(j)?;
+        }
+        for j in 1..=self.directors.len() {
+            let want = self.nss.len();
+            let ok = poll_until(Duration::from_secs(30), Duration::from_millis(50), || {
+                let log = self.director_log(j);
+                (log.contains("gatehouse director ready")
+                    && log.matches("slot table watch connected").count() >= want)
+                    .then_some(())
+            });
+            if ok.is_none() {
+                bail!(
+                    "director {j} has no slot tables; log:\n{}",
+                    crate::openconnect::tail(&self.director_log(j), 40)
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Start director `j` (again).
+    pub fn spawn_director(&mut self, j: usize) -> Result<()> {
+        let dd = self.director_dir(j);
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(dd.join("director.log"))?;
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.director_nss[j - 1]])
+            .arg(cargo_bin("gatehouse-director"))
+            .arg("--config")
+            .arg(dd.join("director.toml"))
+            .env("RUST_LOG", "info,gatehouse_director=debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        self.directors[j - 1] = Some(child);
+        Ok(())
+    }
+
+    /// SIGKILL director `j`.
+    pub fn kill_director(&mut self, j: usize) {
+        if let Some(mut c) = self.directors[j - 1].take() {
+            kill_and_reap(&mut c);
+        }
+    }
+
+    /// Whether director `j` runs.
+    pub fn director_running(&self, j: usize) -> bool {
+        self.directors[j - 1].is_some()
+    }
+}
+
+/// `--directors A,B` for `gatehouse init` when the topology has directors.
+fn director_args(topo: &ClusterTopology) -> Vec<String> {
+    if topo.directors() == 0 {
+        return Vec::new();
+    }
+    let ips: Vec<String> =
+        (1..=topo.directors()).map(|j| topo.director_ip(j).to_string()).collect();
+    vec!["--directors".into(), ips.join(",")]
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        for (k, c) in self.directors.iter_mut().enumerate() {
+            if let Some(c) = c.as_mut() {
+                let _ = signal_pid(c.id(), "KILL");
+                let _ = c.wait();
+            }
+            if std::thread::panicking() {
+                let log = std::fs::read_to_string(
+                    self.dir.path().join(format!("director-{}/director.log", k + 1)),
+                )
+                .unwrap_or_default();
+                let _ = std::io::Write::write_all(
+                    &mut std::io::stderr(),
+                    format!(
+                        "--- director {} log ---\n{}\n",
+                        k + 1,
+                        crate::openconnect::tail(&log, 40)
+                    )
+                    .as_bytes(),
+                );
+            }
+        }
         for (k, c) in self.nodes.iter_mut().enumerate() {
             if let Some(c) = c.as_mut() {
                 let _ = signal_pid(c.id(), "KILL");

@@ -15,6 +15,13 @@
 //!   silent-tcp                 -> TCP only, nothing: `closed` + seconds
 //!   resume-loop COOKIE N C     -> N CONNECTs with C in flight: `ok K fail F secs S rate R`
 //!   login-loop USER PASS N C   -> N logins with C in flight: `ok K fail F secs S rate R`
+//!   director-login USER PASS   -> init to a director, follow its 302 to the member, log in
+//!                                 there: `cookie <value> slot-ip <IP>`
+//!   director-spread USER PASS N C -> N director logins with C in flight:
+//!                                 `spread <ip>=<count> ...` (sorted by ip; ` fail F` if any)
+//!
+//! For the director scenarios HOST:PORT may be a comma-separated list: successive logins
+//! alternate between those directors.
 #![allow(clippy::print_stdout)]
 
 use anyhow::{bail, Context, Result};
@@ -151,6 +158,60 @@ async fn login(
         Some(v.split(';').next()?.to_string())
     });
     Ok(cookie.filter(|c| !c.is_empty()).ok_or(st))
+}
+
+/// POST the init to a director and return the member `IP:PORT` of its
+/// `302 Location: https://IP:PORT/...` (PROTOCOL.md §1.5).
+async fn redirected(addr: &str, c: &TlsConnector) -> Result<String> {
+    let mut s = tls(addr, c).await?;
+    s.write_all(post(INIT).as_bytes()).await?;
+    let (st, head, _) = read_response(&mut s).await?;
+    if !st.contains(" 302 ") {
+        bail!("director {addr} answered {st:?}");
+    }
+    let location = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.trim().eq_ignore_ascii_case("location").then(|| value.trim().to_string())
+        })
+        .context("302 without Location")?;
+    let member = location
+        .strip_prefix("https://")
+        .and_then(|r| r.split('/').next())
+        .filter(|hp| hp.contains(':'))
+        .with_context(|| format!("Location {location:?} is not https://IP:PORT/"))?;
+    Ok(member.to_string())
+}
+
+/// Bound on one login through a director (a slot that moves mid-login must count as a failed
+/// login, not hang the run).
+const DIRECTOR_LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Log in through a director: (cookie, member IP).
+async fn director_login(
+    addr: &str,
+    c: &TlsConnector,
+    user: &str,
+    pass: &str,
+) -> Result<(String, String)> {
+    tokio::time::timeout(DIRECTOR_LOGIN_TIMEOUT, director_login_unbounded(addr, c, user, pass))
+        .await
+        .with_context(|| format!("no login through {addr} within {DIRECTOR_LOGIN_TIMEOUT:?}"))?
+}
+
+async fn director_login_unbounded(
+    addr: &str,
+    c: &TlsConnector,
+    user: &str,
+    pass: &str,
+) -> Result<(String, String)> {
+    let member = redirected(addr, c).await?;
+    let ip = member.rsplit_once(':').map_or(member.as_str(), |x| x.0).to_string();
+    match login(&member, c, user, pass).await? {
+        Ok(cookie) => Ok((cookie, ip)),
+        Err(st) => bail!("member {member} refused the login: {st}"),
+    }
 }
 
 async fn connect(
@@ -340,6 +401,59 @@ async fn main() -> Result<()> {
                 async move { matches!(login(&a, &c2, &user, &pass).await, Ok(Ok(_))) }
             })
             .await
+        }
+        "director-login" => {
+            let first = addr.split(',').next().unwrap_or(&addr);
+            let (cookie, ip) = director_login(first, &c, &arg(3)?, &arg(4)?).await?;
+            format!("cookie {cookie} slot-ip {ip}")
+        }
+        "director-spread" => {
+            let (user, pass) = (arg(3)?, arg(4)?);
+            let (n, conc): (usize, usize) = (arg(5)?.parse()?, arg(6)?.parse()?);
+            let directors: Arc<Vec<String>> =
+                Arc::new(addr.split(',').map(str::to_string).collect());
+            let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let mut tasks = Vec::new();
+            for _ in 0..conc.max(1) {
+                let (directors, next, c) = (directors.clone(), next.clone(), c.clone());
+                let (user, pass) = (user.clone(), pass.clone());
+                tasks.push(tokio::spawn(async move {
+                    let mut got: Vec<Option<String>> = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if i >= n {
+                            return got;
+                        }
+                        let d = &directors[i % directors.len()];
+                        match director_login(d, &c, &user, &pass).await {
+                            Ok((_, ip)) => got.push(Some(ip)),
+                            Err(e) => {
+                                eprintln!("login {i} via {d}: {e:#}");
+                                got.push(None);
+                            }
+                        }
+                    }
+                }));
+            }
+            let mut counts: std::collections::BTreeMap<std::net::IpAddr, usize> =
+                std::collections::BTreeMap::new();
+            let mut fail = 0;
+            for t in tasks {
+                for r in t.await? {
+                    match r.and_then(|ip| ip.parse().ok()) {
+                        Some(ip) => *counts.entry(ip).or_default() += 1,
+                        None => fail += 1,
+                    }
+                }
+            }
+            let mut out = String::from("spread");
+            for (ip, k) in &counts {
+                out.push_str(&format!(" {ip}={k}"));
+            }
+            if fail > 0 {
+                out.push_str(&format!(" fail {fail}"));
+            }
+            out
         }
         other => bail!("unknown scenario {other}"),
     };

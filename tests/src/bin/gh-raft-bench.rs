@@ -176,6 +176,13 @@ impl Cluster {
         }
     }
 
+    /// (leader, a follower), once all nodes agree on the leader.
+    async fn roles(&self) -> Result<(u64, u64)> {
+        let l = self.wait_leader(Duration::from_secs(20)).await?;
+        let f = self.nodes.iter().map(|n| n.id).find(|&id| id != l).context("no follower")?;
+        Ok((l, f))
+    }
+
     fn store(&self, id: u64) -> Result<&SessionStore> {
         self.nodes
             .iter()
@@ -451,7 +458,7 @@ async fn run(
 
 struct Row {
     figure: String,
-    via: &'static str,
+    via: String,
     c: usize,
     sessions_before: usize,
     run: Run,
@@ -470,16 +477,10 @@ fn fmt_ms(x: f64) -> String {
 }
 
 fn fmt_rate(x: f64) -> String {
-    let r = x.round() as u64;
-    let s = r.to_string();
-    let mut out = String::new();
-    for (k, ch) in s.chars().enumerate() {
-        if k > 0 && (s.len() - k) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
+    let digits = (x.round() as u64).to_string();
+    let groups: Vec<&str> =
+        digits.as_bytes().rchunks(3).rev().map(|g| std::str::from_utf8(g).unwrap_or("?")).collect();
+    groups.join(",")
 }
 
 fn first_line(path: &str, key: &str) -> Option<String> {
@@ -641,67 +642,70 @@ async fn bench() -> Result<()> {
 
 async fn measure(cluster: &Cluster, k: &Knobs, dir: &Path) -> Result<()> {
     let t_start = clock::now();
-    let leader_id = cluster.wait_leader(Duration::from_secs(20)).await?;
-    let follower_id =
-        cluster.nodes.iter().map(|n| n.id).find(|&id| id != leader_id).context("no follower")?;
+    let (leader_id, follower_id) = cluster.roles().await?;
     eprintln!(
         "gh-raft-bench: leader node {leader_id} after {} ms; follower used: node {follower_id}",
         t_start.elapsed().as_millis()
     );
-    let leader = cluster.store(leader_id)?.clone();
-    let follower = cluster.store(follower_id)?.clone();
-    let g = Arc::new(Gen::new()?);
     let (_, term0) = cluster.leader_term(leader_id);
-    // Count the snapshots the leader builds (openraft: every 5000 entries).
+    let g = Arc::new(Gen::new()?);
+    // Count the snapshots the nodes build (openraft: every 5000 entries, on every node).
     let snapshots = Arc::new(AtomicU64::new(0));
-    let watcher = {
-        let (mut rx, snapshots) = (leader.raft().metrics(), snapshots.clone());
-        tokio::spawn(async move {
-            let mut last = rx.borrow().snapshot;
-            while rx.changed().await.is_ok() {
-                let now = rx.borrow().snapshot;
-                if now != last {
-                    snapshots.fetch_add(1, Ordering::Relaxed);
-                    last = now;
+    let watchers: Vec<JoinHandle<()>> = cluster
+        .nodes
+        .iter()
+        .map(|n| {
+            let (mut rx, snapshots) = (n.store.raft().metrics(), snapshots.clone());
+            tokio::spawn(async move {
+                let mut last = rx.borrow().snapshot;
+                while rx.changed().await.is_ok() {
+                    let now = rx.borrow().snapshot;
+                    if now != last {
+                        snapshots.fetch_add(1, Ordering::Relaxed);
+                        last = now;
+                    }
                 }
-            }
+            })
         })
-    };
+        .collect();
 
     // Warm-up (not counted): connections, code paths, allocator.
     let login = |g: &Arc<Gen>, base: u64| -> Arc<dyn Fn(u64) -> Command + Send + Sync> {
         let g = g.clone();
         Arc::new(move |i| g.login(base + i))
     };
-    for (s, name) in [(&leader, "leader"), (&follower, "follower")] {
-        let w = run(s, 8, 200, k.budget, login(&g, g.take(200)), login_ok).await?;
+    for id in [leader_id, follower_id] {
+        let w = run(cluster.store(id)?, 8, 200, k.budget, login(&g, g.take(200)), login_ok).await?;
         if w.done() != 200 || !w.problems().is_empty() {
-            bail!("warm-up on the {name} failed: {}", w.problems());
+            bail!("warm-up on node {id} failed: {}", w.problems());
         }
     }
 
     let mut rows: Vec<Row> = Vec::new();
     let sessions = |s: &SessionStore| s.read(|db| db.len());
     let mut snap_seen = snapshots.load(Ordering::Relaxed);
+    // `via`: the node proposed on; `lt`: (leader, term) when the row started.
     let mut push = |figure: &str,
-                    via: &'static str,
+                    via: String,
                     c: usize,
                     before: usize,
+                    lt: (u64, u64),
                     run: Run,
                     goal: &str| {
-        let (l, t) = cluster.leader_term(leader_id);
+        let (l, t) = cluster.leader_term(lt.0);
         let snaps = snapshots.load(Ordering::Relaxed);
         let mut note = match snaps - snap_seen {
             0 => String::new(),
-            1 => "1 snapshot built by the leader".to_string(),
-            k => format!("{k} snapshots built by the leader"),
+            1 => "1 snapshot built (3 nodes)".to_string(),
+            k => format!("{k} snapshots built (3 nodes)"),
         };
         snap_seen = snaps;
-        if l != Some(leader_id) || t != term0 {
+        if l != Some(lt.0) || t != lt.1 {
             if !note.is_empty() {
                 note.push_str("; ");
             }
-            let _ = write!(note, "leader changed (now {l:?}, term {t})");
+            let l = l.map_or_else(|| "none".to_string(), |l| format!("node {l}"));
+            let _ = write!(note, "**leader changed** during the row (now {l}, term {t})");
         }
         eprintln!(
             "  {figure} via {via} C={c}: {} in {:.1} s, {}/s, p50 {} ms, p99 {} ms, max {} ms; {} {note}",
@@ -724,52 +728,74 @@ async fn measure(cluster: &Cluster, k: &Knobs, dir: &Path) -> Result<()> {
         });
     };
 
+    // Each row first finds the current leader (it may have changed) and proposes on it, or on
+    // a follower of it.
+    let pick = |lf: (u64, u64), on_leader: bool| -> Result<(SessionStore, String)> {
+        let id = if on_leader { lf.0 } else { lf.1 };
+        let via = if on_leader {
+            format!("leader (node {id})")
+        } else {
+            format!("follower (node {id}, forwarded)")
+        };
+        Ok((cluster.store(id)?.clone(), via))
+    };
+
     // 1. Commit latency, one at a time.
     let goal_lat = format!("p99 < {GOAL_P99_MS} ms");
-    for (s, via) in [(&leader, "leader"), (&follower, "follower (forwarded)")] {
+    for on_leader in [true, false] {
+        let lf = cluster.roles().await?;
+        let (s, via) = pick(lf, on_leader)?;
         eprintln!("gh-raft-bench: commit latency via {via}, {} sequential creates", k.lat_n);
-        let before = sessions(s);
-        let r = run(s, 1, k.lat_n, k.budget * 4, login(&g, g.take(k.lat_n)), login_ok).await?;
-        push("commit latency (create, sequential)", via, 1, before, r, &goal_lat);
+        let (before, lt) = (sessions(&s), (lf.0, cluster.leader_term(lf.0).1));
+        let r = run(&s, 1, k.lat_n, k.budget * 4, login(&g, g.take(k.lat_n)), login_ok).await?;
+        push("commit latency (create, sequential)", via, 1, before, lt, r, &goal_lat);
     }
 
     // 2. Creates per second.
     let goal_rate = format!("≥ {} writes/s", fmt_rate(GOAL_WRITES_PER_S));
-    let mut levels: Vec<(&SessionStore, &'static str, usize)> =
-        k.conc.iter().map(|&c| (&leader, "leader", c)).collect();
-    levels.push((&follower, "follower (forwarded)", 64));
-    for (s, via, c) in levels {
+    let mut levels: Vec<(bool, usize)> = k.conc.iter().map(|&c| (true, c)).collect();
+    levels.push((false, 64));
+    for (on_leader, c) in levels {
+        let lf = cluster.roles().await?;
+        let (s, via) = pick(lf, on_leader)?;
         eprintln!("gh-raft-bench: creates/s via {via}, C={c}, N={}", k.n);
-        let before = sessions(s);
-        let r = run(s, c, k.n, k.budget, login(&g, g.take(k.n)), login_ok).await?;
-        push("session creates/s", via, c, before, r, &goal_rate);
+        let (before, lt) = (sessions(&s), (lf.0, cluster.leader_term(lf.0).1));
+        let r = run(&s, c, k.n, k.budget, login(&g, g.take(k.n)), login_ok).await?;
+        push("session creates/s", via, c, before, lt, r, &goal_rate);
     }
 
     // 3. Resumes through a follower: M sessions, then one ssl Attach each.
     let m = k.resume_m;
+    let lf = cluster.roles().await?;
     eprintln!(
-        "gh-raft-bench: resume: {m} logins on the leader, then {m} attaches via the follower"
+        "gh-raft-bench: resume: {m} logins on node {}, then {m} attaches via node {}",
+        lf.0, lf.1
     );
     let base = g.take(m);
-    let pre = run(&leader, 64, m, k.budget * 4, login(&g, base), login_ok).await?;
+    let (s, _) = pick(lf, true)?;
+    let pre = run(&s, 64, m, k.budget * 4, login(&g, base), login_ok).await?;
     if pre.done() != m || !pre.problems().is_empty() {
         bail!("resume setup: {} of {m} logins, {}", pre.done(), pre.problems());
     }
+    let lf = cluster.roles().await?;
+    let (s, via) = pick(lf, false)?;
     let attach: Arc<dyn Fn(u64) -> Command + Send + Sync> = {
-        let g = g.clone();
-        Arc::new(move |i| g.attach(base + i, follower_id))
+        let (g, node) = (g.clone(), lf.1);
+        Arc::new(move |i| g.attach(base + i, node))
     };
-    let before = sessions(&follower);
-    let r = run(&follower, 64, m, k.budget, attach, attach_ok).await?;
-    push("resumes/s (ssl attach)", "follower (forwarded)", 64, before, r, "");
+    let (before, lt) = (sessions(&s), (lf.0, cluster.leader_term(lf.0).1));
+    let r = run(&s, 64, m, k.budget, attach, attach_ok).await?;
+    push("resumes/s (ssl attach)", via, 64, before, lt, r, "");
 
     let total = clock::now().duration_since(t_start);
     let logs = cluster.log_summary();
-    let final_sessions = sessions(&leader);
-    drop(push);
-    watcher.abort();
+    let (leader_end, _) = cluster.roles().await?;
+    let final_sessions = sessions(cluster.store(leader_end)?);
+    for w in &watchers {
+        w.abort();
+    }
     eprintln!("gh-raft-bench: diagnostics");
-    let diag = diagnostics(dir, &leader, &g).await?;
+    let diag = diagnostics(dir, cluster.store(leader_end)?, &g).await?;
 
     // Report.
     let mut out = String::new();
@@ -781,7 +807,8 @@ async fn measure(cluster: &Cluster, k: &Knobs, dir: &Path) -> Result<()> {
          write alone), pool 10.0.0.0/12 (1,048,573 addresses), simultaneous_logins = u32::MAX; \
          `Attach` ssl of an existing session's token\n\
          - goals (issue): p99 commit < {GOAL_P99_MS} ms on loopback; ≥ {} session writes/s\n\
-         - leader: node {leader_id} (term {term0}); follower used: node {follower_id}\n",
+         - first leader: node {leader_id} (term {term0}); each row proposes on the leader of \
+         the moment or on a follower of it\n",
         fmt_rate(GOAL_WRITES_PER_S)
     );
     let _ = writeln!(

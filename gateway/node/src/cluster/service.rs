@@ -48,10 +48,13 @@ impl Cluster for Service {
         tokio::spawn(async move {
             let mut applied = node.db.applied();
             let mut last: Option<super::SlotTableView> = None;
+            let mut due = true;
             loop {
                 let view = super::slot_table_view(&node);
-                // Send on change, and at least every 2 s (leases lapse without a log entry).
-                if last.as_ref() != Some(&view) {
+                // Send on change, and at least every 2 s (leases lapse without a log entry,
+                // and a director takes silence for a dead stream).
+                if due || last.as_ref() != Some(&view) {
+                    due = false;
                     let Ok(json) = serde_json::to_vec(&view) else { return };
                     if tx.send(Ok(Payload { json })).await.is_err() {
                         return;
@@ -60,7 +63,7 @@ impl Cluster for Service {
                 }
                 tokio::select! {
                     r = applied.changed() => if r.is_err() { return },
-                    _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => due = true,
                     _ = tx.closed() => return,
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;

@@ -83,10 +83,10 @@ impl SessionStore {
         let applied = sm.applied_watch();
         let config = Config {
             cluster_name: cluster.map_or_else(|| "gatehouse".to_string(), |c| c.name.clone()),
-            heartbeat_interval: 50,
-            election_timeout_min: 300,
-            election_timeout_max: 600,
-            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(5000),
+            heartbeat_interval: 100,
+            election_timeout_min: 500,
+            election_timeout_max: 1000,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(20_000),
             max_in_snapshot_log_to_keep: 1000,
             ..Default::default()
         };

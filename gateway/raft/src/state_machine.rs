@@ -258,8 +258,22 @@ pub struct SledSnapshotBuilder<S: ReplicatedState> {
 impl<S: ReplicatedState> RaftSnapshotBuilder<TypeConfig<S>> for SledSnapshotBuilder<S> {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig<S>>, Error> {
         let last_log_id = self.payload.last_applied;
-        let data = serde_json::to_vec(&self.payload)
-            .map_err(|e| StorageIOError::write_snapshot(None, &e))?;
+        // Encoding a large state takes long: keep it off the async workers, so Raft's
+        // heartbeats and the node's tunnels keep running meanwhile.
+        let placeholder = SnapshotPayload {
+            last_applied: self.payload.last_applied,
+            last_membership: self.payload.last_membership.clone(),
+            state: S::default(),
+        };
+        let payload = std::mem::replace(&mut self.payload, placeholder);
+        let (data, payload) =
+            tokio::task::spawn_blocking(move || (serde_json::to_vec(&payload), payload))
+                .await
+                .map_err(|e| {
+                    StorageIOError::write_snapshot(None, &std::io::Error::other(e.to_string()))
+                })?;
+        self.payload = payload;
+        let data = data.map_err(|e| StorageIOError::write_snapshot(None, &e))?;
         let meta = Meta {
             last_log_id,
             last_membership: self.payload.last_membership.clone(),

@@ -24,18 +24,33 @@ use tonic::transport::{Channel, Endpoint};
 #[derive(Clone)]
 pub struct GrpcNetwork {
     tls: Option<ClusterTls>,
+    /// One channel per peer, shared by Raft's clients and forwarded writes (a channel holds
+    /// one mutual-TLS connection; building one per write would cost a handshake each).
+    channels: Channels,
 }
+
+type Channels = std::sync::Arc<
+    std::sync::Mutex<std::collections::HashMap<(u64, String), ClusterClient<Channel>>>,
+>;
 
 impl GrpcNetwork {
     /// A network presenting our cluster certificate; `None` for a single-node group, whose
     /// Raft never calls a peer.
     pub fn new(tls: Option<ClusterTls>) -> Self {
-        GrpcNetwork { tls }
+        GrpcNetwork { tls, channels: Default::default() }
     }
 
     /// A client to node `target` at `addr` (for forwarded writes).
     pub fn peer(&self, target: u64, addr: &str) -> Peer {
-        Peer { target, addr: addr.to_string(), tls: self.tls.clone(), client: None }
+        let key = (target, addr.to_string());
+        let client = self.channels.lock().ok().and_then(|m| m.get(&key).cloned());
+        Peer {
+            target,
+            addr: addr.to_string(),
+            tls: self.tls.clone(),
+            client,
+            channels: self.channels.clone(),
+        }
     }
 }
 
@@ -56,6 +71,7 @@ pub struct Peer {
     addr: String,
     tls: Option<ClusterTls>,
     client: Option<ClusterClient<Channel>>,
+    channels: Channels,
 }
 
 impl Peer {
@@ -79,6 +95,9 @@ impl Peer {
             .max_decoding_message_size(256 << 20)
             .max_encoding_message_size(256 << 20);
         self.client = Some(c.clone());
+        if let Ok(mut m) = self.channels.lock() {
+            m.insert((self.target, self.addr.clone()), c.clone());
+        }
         Ok(c)
     }
 
@@ -110,6 +129,9 @@ impl Peer {
             Ok(Err(status)) => {
                 // A broken channel is rebuilt on the next call.
                 self.client = None;
+                if let Ok(mut m) = self.channels.lock() {
+                    m.remove(&(self.target, self.addr.clone()));
+                }
                 return Err(if status.code() == tonic::Code::Unavailable {
                     CallError::Unreachable(status.message().to_string())
                 } else {

@@ -188,6 +188,7 @@ mod tests {
                 "protocol",
                 "public_ip",
                 "resumes",
+                "slot",
                 "tunnel_group",
                 "tunnels",
                 "username",

@@ -184,6 +184,7 @@ pub(crate) mod tests {
                 bytes_rx: 4_096,
                 pkts_tx: 20,
                 pkts_rx: 12,
+                slot: None,
                 tunnels: vec![pb::Tunnel {
                     id: "1436.2".into(),
                     kind: "SSL-Tunnel".into(),

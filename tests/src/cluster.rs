@@ -409,7 +409,7 @@ cert = "cluster.pem"
 key = "cluster.key"
 peers = [{peers}]
 heartbeat = "300ms"
-node_down_after = "2s"
+node_down_after = "5s"
 write_timeout = "3s"
 
 {extra}

@@ -1,12 +1,12 @@
 //! Wiring: load the certificates, start the metrics endpoint, one watch per node, the
 //! redirect listener, and run until SIGINT or SIGTERM.
 
-use crate::clock::Clock;
 use crate::config::DirectorConfig;
 use crate::metrics as m;
 use crate::placer::Placer;
 use crate::redirect::{self, Redirector};
 use anyhow::{Context, Result};
+use gatehouse_node::clock::Clock;
 use gatehouse_node::cluster::ClusterTls;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -43,7 +43,7 @@ pub async fn run(cfg: DirectorConfig) -> Result<()> {
     let p = placer.clone();
     tokio::spawn(async move {
         loop {
-            let age = p.lock().ok().and_then(|p| p.table_age_ms(clock.now_ms()));
+            let age = p.lock().ok().and_then(|p| p.table_age_ms(clock.mono().0));
             if let Some(ms) = age {
                 metrics::gauge!(m::TABLE_AGE).set(ms as f64 / 1000.0);
             }

@@ -5,17 +5,9 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-/// A configuration error: which file, which key, what was wrong and what is accepted.
-#[derive(Debug, thiserror::Error)]
-#[error("{file}: {key}: {message}")]
-pub struct ConfigError {
-    /// The config file.
-    pub file: String,
-    /// The offending key, dotted (`cluster.nodes[0].addr`).
-    pub key: String,
-    /// What was wrong and what is accepted.
-    pub message: String,
-}
+/// A configuration error: which file, which key, what was wrong and what is accepted (the
+/// node's type: one format for every Gatehouse config).
+pub use gatehouse_node::config::ConfigError;
 
 /// A validated director configuration.
 #[derive(Debug, Clone)]
@@ -93,22 +85,8 @@ impl DirectorConfig {
             key: key.to_string(),
             message,
         };
-        let raw: Raw = toml::from_str(text).map_err(|e| {
-            let key = e.span().map(|sp| {
-                let line = text[..sp.start.min(text.len())].lines().count().max(1);
-                format!("line {line}")
-            });
-            err(&key.unwrap_or_else(|| "-".into()), e.message().to_string())
-        })?;
-        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let rel = |p: &str| -> PathBuf {
-            let p = PathBuf::from(p);
-            if p.is_absolute() {
-                p
-            } else {
-                base.join(p)
-            }
-        };
+        let raw: Raw = gatehouse_node::config::parse_toml(path, text)?;
+        let rel = |p: &str| gatehouse_node::config::relative_to(path, p);
         let sock = |key: &str, s: &str| -> Result<SocketAddr, ConfigError> {
             s.parse()
                 .map_err(|_| err(key, format!("{s:?} is not an address:port like \"0.0.0.0:443\"")))

@@ -2,7 +2,6 @@
 //! loaded slot of the cluster (DESIGN.md §6). Stateless: run as many replicas as you like.
 
 mod app;
-mod clock;
 mod config;
 mod metrics;
 mod placer;

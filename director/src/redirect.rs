@@ -3,9 +3,9 @@
 //! (PROTOCOL.md §1.5: openconnect follows `302 Location: https://IP:PORT/` to another host,
 //! clears its cookies, re-POSTs the init there and keeps that address for every reconnect).
 
-use crate::clock::Clock;
 use crate::metrics as m;
 use crate::placer::Placer;
+use gatehouse_node::clock::Clock;
 use gatehouse_node::cluster::SlotView;
 use gatehouse_proto::http::{self, HttpError};
 use std::net::SocketAddr;
@@ -72,7 +72,7 @@ impl Redirector {
         let resp = match tokio::time::timeout(REQUEST_TIMEOUT, read_request(s)).await {
             Ok(Ok(path)) => {
                 let choice = match self.placer.lock() {
-                    Ok(mut p) => p.choose(self.clock.now_ms(), Some(peer.ip())),
+                    Ok(mut p) => p.choose(self.clock.mono().0, Some(peer.ip())),
                     Err(_) => None,
                 };
                 match &choice {

@@ -2,9 +2,9 @@
 //! TLS and feeds every table into the [`Placer`]. A broken stream is retried with backoff; the
 //! other nodes' streams carry on meanwhile.
 
-use crate::clock::Clock;
 use crate::metrics as m;
 use crate::placer::Placer;
+use gatehouse_node::clock::Clock;
 use gatehouse_node::cluster::pb::cluster_client::ClusterClient;
 use gatehouse_node::cluster::pb::Payload;
 use gatehouse_node::cluster::{ClusterTls, SlotTableView};
@@ -71,7 +71,7 @@ pub async fn watch(
         let r = w.run().await;
         metrics::gauge!(m::WATCH_CONNECTED, "node" => w.label.clone()).set(0.0);
         if let Ok(mut p) = w.placer.lock() {
-            p.on_disconnect(w.clock.now_ms(), id);
+            p.on_disconnect(w.clock.mono().0, id);
         }
         if let Err(e) = r {
             if w.up == Some(false) {
@@ -133,7 +133,7 @@ impl Watch {
                     self.up = Some(true);
                 }
                 if let Ok(mut p) = self.placer.lock() {
-                    p.on_table(self.clock.now_ms(), view);
+                    p.on_table(self.clock.mono().0, view);
                 }
             }
         }

@@ -301,6 +301,30 @@ pub fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
     Ok((addr, len))
 }
 
+/// Parse TOML text into `T`; a syntax or shape error names the file and the line.
+pub fn parse_toml<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &str,
+) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| {
+        let key = e.span().map_or_else(
+            || "-".to_string(),
+            |sp| format!("line {}", text[..sp.start.min(text.len())].lines().count().max(1)),
+        );
+        ConfigError { file: path.display().to_string(), key, message: e.message().to_string() }
+    })
+}
+
+/// `p` as written in the config at `config`: absolute, or relative to the config's directory.
+pub fn relative_to(config: &Path, p: &str) -> PathBuf {
+    let p = PathBuf::from(p);
+    if p.is_absolute() {
+        p
+    } else {
+        config.parent().map(Path::to_path_buf).unwrap_or_default().join(p)
+    }
+}
+
 impl Config {
     /// Read and validate a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -320,22 +344,8 @@ impl Config {
             key: key.to_string(),
             message,
         };
-        let raw: Raw = toml::from_str(text).map_err(|e| {
-            let key = e.span().map(|sp| {
-                let line = text[..sp.start.min(text.len())].lines().count().max(1);
-                format!("line {line}")
-            });
-            err(&key.unwrap_or_else(|| "-".into()), e.message().to_string())
-        })?;
-        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let rel = |p: &str| -> PathBuf {
-            let p = PathBuf::from(p);
-            if p.is_absolute() {
-                p
-            } else {
-                base.join(p)
-            }
-        };
+        let raw: Raw = parse_toml(path, text)?;
+        let rel = |p: &str| relative_to(path, p);
         let n = &raw.node;
         let sock =
             |key: &str, v: &Option<String>, default: &str| -> Result<SocketAddr, ConfigError> {

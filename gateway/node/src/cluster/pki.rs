@@ -2,6 +2,7 @@
 //! (`node-<id>`, plus its cluster IP) that serves both as TLS server and client identity, and
 //! a ready config.
 
+use crate::tls::write_private;
 use anyhow::{Context, Result};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
@@ -163,19 +164,5 @@ pub fn init(plan: InitPlan<'_>) -> Result<()> {
         );
         std::fs::write(dd.join("director.toml"), cfg)?;
     }
-    Ok(())
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    f.write_all(bytes)?;
     Ok(())
 }

@@ -77,6 +77,13 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// A request with the default deadline.
+fn timed<T>(msg: T) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    r.set_timeout(CALL_TIMEOUT);
+    r
+}
+
 /// A connected admin client.
 pub struct Admin {
     addr: String,
@@ -90,7 +97,8 @@ impl Admin {
         let endpoint = Endpoint::from_shared(uri)
             .map_err(|e| RpcError::BadAddress { addr: addr.to_string(), detail: chain(&e) })?
             .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(CALL_TIMEOUT);
+            // Per-call deadlines are set on each request (a drill waits longer than a show).
+            ;
         let channel = endpoint
             .connect()
             .await
@@ -114,7 +122,7 @@ impl Admin {
         &mut self,
         filter: Option<pb::show_sessions_request::Filter>,
     ) -> Result<pb::ShowSessionsReply, RpcError> {
-        match self.client.show_sessions(pb::ShowSessionsRequest { filter }).await {
+        match self.client.show_sessions(timed(pb::ShowSessionsRequest { filter })).await {
             Ok(r) => Ok(r.into_inner()),
             Err(s) => Err(self.status(s)),
         }
@@ -125,7 +133,7 @@ impl Admin {
         &mut self,
         selector: pb::logoff_request::Selector,
     ) -> Result<pb::LogoffReply, RpcError> {
-        match self.client.logoff(pb::LogoffRequest { selector: Some(selector) }).await {
+        match self.client.logoff(timed(pb::LogoffRequest { selector: Some(selector) })).await {
             Ok(r) => Ok(r.into_inner()),
             Err(s) => Err(self.status(s)),
         }
@@ -133,7 +141,7 @@ impl Admin {
 
     /// `ShowCluster`.
     pub async fn show_cluster(&mut self) -> Result<pb::ClusterReply, RpcError> {
-        match self.client.show_cluster(pb::ShowClusterRequest {}).await {
+        match self.client.show_cluster(timed(pb::ShowClusterRequest {})).await {
             Ok(r) => Ok(r.into_inner()),
             Err(s) => Err(self.status(s)),
         }
@@ -141,7 +149,7 @@ impl Admin {
 
     /// `AddNode`.
     pub async fn add_node(&mut self, id: u64, addr: String) -> Result<pb::ClusterReply, RpcError> {
-        match self.client.add_node(pb::AddNodeRequest { id, addr }).await {
+        match self.client.add_node(timed(pb::AddNodeRequest { id, addr })).await {
             Ok(r) => Ok(r.into_inner()),
             Err(s) => Err(self.status(s)),
         }
@@ -149,7 +157,7 @@ impl Admin {
 
     /// `RemoveNode`.
     pub async fn remove_node(&mut self, id: u64) -> Result<pb::ClusterReply, RpcError> {
-        match self.client.remove_node(pb::RemoveNodeRequest { id }).await {
+        match self.client.remove_node(timed(pb::RemoveNodeRequest { id })).await {
             Ok(r) => Ok(r.into_inner()),
             Err(s) => Err(self.status(s)),
         }
@@ -157,7 +165,7 @@ impl Admin {
 
     /// `ShowFailover`.
     pub async fn show_failover(&mut self) -> Result<pb::FailoverReply, RpcError> {
-        match self.client.show_failover(pb::ShowFailoverRequest {}).await {
+        match self.client.show_failover(timed(pb::ShowFailoverRequest {})).await {
             Ok(r) => Ok(r.into_inner()),
             Err(s) => Err(self.status(s)),
         }
@@ -165,7 +173,7 @@ impl Admin {
 
     /// `FailoverSwitch`.
     pub async fn failover_switch(&mut self, slot: u32) -> Result<pb::FailoverReply, RpcError> {
-        match self.client.failover_switch(pb::FailoverSwitchRequest { slot }).await {
+        match self.client.failover_switch(timed(pb::FailoverSwitchRequest { slot })).await {
             Ok(r) => Ok(r.into_inner()),
             Err(s) => Err(self.status(s)),
         }

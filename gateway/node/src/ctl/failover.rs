@@ -163,6 +163,8 @@ pub struct DrillJson {
     pub blackout_p95_ms: u64,
     /// Blackout max.
     pub blackout_max_ms: u64,
+    /// Move start until the last returning session attached.
+    pub all_back_ms: u64,
 }
 
 impl From<&pb::DrillReport> for DrillJson {
@@ -183,6 +185,7 @@ impl From<&pb::DrillReport> for DrillJson {
             blackout_p50_ms: d.blackout_p50_ms,
             blackout_p95_ms: d.blackout_p95_ms,
             blackout_max_ms: d.blackout_max_ms,
+            all_back_ms: d.all_back_ms,
         }
     }
 }

@@ -72,6 +72,15 @@ struct Renewed {
 pub async fn run(node: Arc<Node>) {
     let Some(sc) = node.cfg.slots.clone() else { return };
     admin::clear_drill_rules();
+    // Connections a previous run of this node left on the slot addresses (a crash drill drops
+    // their FIN/RST) would swallow the takeover tickles of clients that reuse their ports.
+    for spec in &sc.slots {
+        let _ = std::process::Command::new("ss")
+            .args(["-K", "src", &spec.public_ip.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
     if let Ok(mut m) = node.local_slots.by_ip.lock() {
         *m = sc.slots.iter().map(|s| (s.public_ip, s.id)).collect();
     }
@@ -134,8 +143,10 @@ pub async fn run(node: Arc<Node>) {
                         }
                     }
                     _ => {
-                        // Newly ours: the assign's first lease, counted from when we saw it.
-                        let deadline = mono.plus(Duration::from_millis(lease_ms));
+                        // Newly ours: the assign's first (double) lease, counted from when we saw
+                        // it, capped by what the table says.
+                        let left = slot.lease_until.0.saturating_sub(now.0).min(2 * lease_ms);
+                        let deadline = mono.plus(Duration::from_millis(left));
                         take_over(
                             &node,
                             spec,
@@ -259,7 +270,14 @@ async fn leader_duties(
         let Some(to) = successor(s, &healthy, &owned) else { continue };
         let cmd = Command::Slot {
             at: now,
-            cmd: SlotCommand::Assign { slot: s.spec.id, node: to, from_epoch: s.epoch, lease_ms },
+            // The first lease is twice as long: the new owner's renewals queue behind the
+            // reconnect storm of the slot's clients.
+            cmd: SlotCommand::Assign {
+                slot: s.spec.id,
+                node: to,
+                from_epoch: s.epoch,
+                lease_ms: lease_ms * 2,
+            },
         };
         match node.db.propose(cmd).await {
             Ok(Outcome::Slot { epoch }) => {

@@ -203,9 +203,11 @@ fn restarting_every_node_from_disk_keeps_every_session_resumable() {
     };
     // A restarted follower applies what it knows to be committed at once, and the rest of its
     // log when the new leader tells it the commit index.
-    let same = gatehouse_tests::clock::poll_until(Duration::from_secs(15), Duration::from_millis(200), || {
-        (key(&sessions(&cluster, 2)) == key(&before)).then_some(())
-    });
+    let same = gatehouse_tests::clock::poll_until(
+        Duration::from_secs(15),
+        Duration::from_millis(200),
+        || (key(&sessions(&cluster, 2)) == key(&before)).then_some(()),
+    );
     assert!(
         same.is_some(),
         "same sessions, same addresses after a full restart: before {:?}, after {:?}",

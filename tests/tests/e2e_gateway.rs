@@ -241,7 +241,13 @@ fn disconnected_timer_expiry_deletes_the_session_and_frees_its_address() {
         .spawn()
         .unwrap();
     oc.wait_event("connect", CONNECT).expect("connected with the cookie");
-    assert_eq!(node.metric("gatehouse_address_leases", &[]), 1.0);
+    // Gauges follow the applied state within a tenth of a second.
+    let leased = gatehouse_tests::clock::poll_until(
+        Duration::from_secs(5),
+        Duration::from_millis(100),
+        || (node.metric("gatehouse_address_leases", &[]) == 1.0).then_some(()),
+    );
+    assert!(leased.is_some(), "one address leased");
     oc.send_signal(gatehouse_tests::Signal::Kill).unwrap();
     // Inactive now; 3 s later the disconnected timer deletes the session.
     let gone = gatehouse_tests::clock::poll_until(

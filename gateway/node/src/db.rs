@@ -83,9 +83,11 @@ impl SessionStore {
         let applied = sm.applied_watch();
         let config = Config {
             cluster_name: cluster.map_or_else(|| "gatehouse".to_string(), |c| c.name.clone()),
-            heartbeat_interval: 100,
-            election_timeout_min: 500,
-            election_timeout_max: 1000,
+            // Elections finish within the slot lease (500 ms by default), so a leader's death
+            // does not make every other slot owner fence itself while no leader exists.
+            heartbeat_interval: 50,
+            election_timeout_min: 250,
+            election_timeout_max: 450,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(20_000),
             max_in_snapshot_log_to_keep: 1000,
             ..Default::default()

@@ -20,6 +20,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod anyconnect;
 pub mod clock;
 pub mod cluster;
 pub mod gatehouse;

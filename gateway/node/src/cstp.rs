@@ -21,6 +21,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 /// Packets queued towards one client before the tun reader starts dropping.
 const QUEUE: usize = 512;
@@ -68,11 +69,12 @@ pub async fn run(
         bad_input("cookie", "unknown_session");
         return refuse(stream, 401, "Cookie is not acceptable").await;
     }
-    let slot = match local_ip.and_then(|ip| node.local_slots.serving(ip)) {
-        None => None,
-        Some(Ok(r)) => Some(r),
+    let slot = match node.local_slots.slot_for(local_ip) {
+        Ok(slot) => slot,
         // Retried by openconnect (503), by which time the slot's new owner answers.
-        Some(Err(())) => return refuse(stream, 503, "slot moved to another node").await,
+        Err(crate::slots::SlotMoved) => {
+            return refuse(stream, 503, "slot moved to another node").await
+        }
     };
     let attach = Command::Attach(AttachTunnel {
         at: node.clock.unix(),
@@ -143,7 +145,7 @@ pub async fn run(
     };
     let end = Tunnel { node: node.clone(), id, address, stats: stats.clone(), mtu }
         .run(stream, leftover, rx, ctl_rx, timers_cfg)
-        .instrument_span(span.clone())
+        .instrument(span.clone())
         .await;
     node.dp.remove_route(address, id);
     node.tunnels.remove(id);
@@ -187,15 +189,6 @@ pub async fn run(
                 }
             });
         }
-    }
-}
-
-trait InstrumentSpan: Sized {
-    fn instrument_span(self, span: tracing::Span) -> tracing::instrument::Instrumented<Self>;
-}
-impl<F: std::future::Future> InstrumentSpan for F {
-    fn instrument_span(self, span: tracing::Span) -> tracing::instrument::Instrumented<Self> {
-        tracing::Instrument::instrument(self, span)
     }
 }
 

@@ -65,6 +65,7 @@ pub struct SessionStore {
     node_id: u64,
     network: GrpcNetwork,
     write_timeout: Duration,
+    clock: crate::clock::Clock,
 }
 
 impl SessionStore {
@@ -117,7 +118,15 @@ impl SessionStore {
             }
         }
         let write_timeout = cluster.map_or(Duration::from_secs(3), |c| c.write_timeout);
-        Ok(SessionStore { raft, state, applied, node_id, network, write_timeout })
+        Ok(SessionStore {
+            raft,
+            state,
+            applied,
+            node_id,
+            network,
+            write_timeout,
+            clock: crate::clock::Clock::new(),
+        })
     }
 
     /// Wait until a leader is known.
@@ -135,7 +144,7 @@ impl SessionStore {
     /// that logs in on this node finds its session here on its next request. Fails after the
     /// write timeout (no leader reachable, or no quorum: a minority never commits).
     pub async fn propose(&self, cmd: Command) -> Result<Outcome, ProposeError> {
-        let t0 = crate::clock::Clock::new().instant_now();
+        let t0 = self.clock.instant_now();
         let r = tokio::time::timeout(self.write_timeout, self.propose_inner(cmd)).await;
         metrics::histogram!(m::COMMIT_SECONDS).record(t0.elapsed().as_secs_f64());
         match r {

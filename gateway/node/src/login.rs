@@ -124,10 +124,9 @@ async fn post(
         return form(node, Some("Group has no address pool."), None);
     };
     // Which slot the client came in on (the director sent it to that address).
-    let slot = match local_ip.and_then(|ip| node.local_slots.serving(ip)) {
-        None => None,
-        Some(Ok(r)) => Some(r),
-        Some(Err(())) => {
+    let slot = match node.local_slots.slot_for(local_ip) {
+        Ok(slot) => slot,
+        Err(crate::slots::SlotMoved) => {
             metrics::counter!(m::LOGINS, "result" => "refused").increment(1);
             return http::response(
                 503,

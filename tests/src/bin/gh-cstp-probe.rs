@@ -26,63 +26,17 @@
 
 use anyhow::{bail, Context, Result};
 use gatehouse_proto::cstp::{self, FrameType};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::DigitallySignedStruct;
+use gatehouse_tests::anyconnect;
+use rustls::pki_types::ServerName;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
+
+/// How this client names itself (User-Agent, XML version).
+const AGENT: &str = "gh-cstp-probe";
 use tokio_rustls::TlsConnector;
-
-#[derive(Debug)]
-struct AnyCert;
-
-impl ServerCertVerifier for AnyCert {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-    fn verify_tls13_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        rustls::crypto::ring::default_provider()
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-fn connector() -> Result<TlsConnector> {
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .dangerous()
-    .with_custom_certificate_verifier(Arc::new(AnyCert))
-    .with_no_client_auth();
-    Ok(TlsConnector::from(Arc::new(cfg)))
-}
 
 async fn tls(addr: &str, c: &TlsConnector) -> Result<TlsStream<TcpStream>> {
     let tcp = TcpStream::connect(addr).await.with_context(|| format!("connecting {addr}"))?;
@@ -126,16 +80,6 @@ async fn read_response<S: AsyncReadExt + Unpin>(s: &mut S) -> Result<(String, St
     Ok((status, head, body))
 }
 
-const INIT: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
-<config-auth client="vpn" type="init" aggregate-auth-version="2"><version who="vpn">gh-cstp-probe</version><device-id>linux-64</device-id><group-access>https://gw/</group-access></config-auth>"#;
-
-fn post(body: &str) -> String {
-    format!(
-        "POST / HTTP/1.1\r\nHost: gw\r\nUser-Agent: Open AnyConnect VPN Agent gh-cstp-probe\r\nX-Aggregate-Auth: 1\r\nX-Transcend-Version: 1\r\nContent-Type: application/xml; charset=utf-8\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-}
-
 async fn login(
     addr: &str,
     c: &TlsConnector,
@@ -143,28 +87,21 @@ async fn login(
     pass: &str,
 ) -> Result<std::result::Result<String, String>> {
     let mut s = tls(addr, c).await?;
-    s.write_all(post(INIT).as_bytes()).await?;
+    s.write_all(anyconnect::init_request(AGENT).as_bytes()).await?;
     let (st, _, _) = read_response(&mut s).await?;
     if !st.contains(" 200 ") {
         return Ok(Err(st));
     }
-    let reply = format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?><config-auth client="vpn" type="auth-reply" aggregate-auth-version="2"><version who="vpn">gh-cstp-probe</version><device-id>linux-64</device-id><auth><username>{user}</username><password>{pass}</password></auth></config-auth>"#
-    );
-    s.write_all(post(&reply).as_bytes()).await?;
+    s.write_all(anyconnect::reply_request(AGENT, user, pass).as_bytes()).await?;
     let (st, head, _) = read_response(&mut s).await?;
-    let cookie = head.lines().find_map(|l| {
-        let v = l.strip_prefix("Set-Cookie: webvpn=")?;
-        Some(v.split(';').next()?.to_string())
-    });
-    Ok(cookie.filter(|c| !c.is_empty()).ok_or(st))
+    Ok(anyconnect::webvpn_cookie(&head).ok_or(st))
 }
 
 /// POST the init to a director and return the member `IP:PORT` of its
 /// `302 Location: https://IP:PORT/...` (PROTOCOL.md §1.5).
 async fn redirected(addr: &str, c: &TlsConnector) -> Result<String> {
     let mut s = tls(addr, c).await?;
-    s.write_all(post(INIT).as_bytes()).await?;
+    s.write_all(anyconnect::init_request(AGENT).as_bytes()).await?;
     let (st, head, _) = read_response(&mut s).await?;
     if !st.contains(" 302 ") {
         bail!("director {addr} answered {st:?}");
@@ -319,7 +256,7 @@ async fn main() -> Result<()> {
     let (addr, scen) =
         (args.get(1).context("HOST:PORT")?.clone(), args.get(2).context("scenario")?.as_str());
     let arg = |i: usize| args.get(i).cloned().context("missing argument");
-    let c = connector()?;
+    let c = anyconnect::connector()?;
     let out = match scen {
         "login" => match login(&addr, &c, &arg(3)?, &arg(4)?).await? {
             Ok(cookie) => format!("cookie {cookie}"),

@@ -26,10 +26,9 @@
 
 use anyhow::{bail, Context, Result};
 use gatehouse_proto::cstp::{self, FrameType};
+use gatehouse_tests::anyconnect;
 use gatehouse_tests::clock;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::DigitallySignedStruct;
+use rustls::pki_types::ServerName;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -37,6 +36,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{watch, Semaphore};
 use tokio_rustls::client::TlsStream;
+
+/// How this client names itself (User-Agent, XML version).
+const AGENT: &str = "gh-fleet";
 use tokio_rustls::TlsConnector;
 
 /// Keepalive period of a held tunnel.
@@ -55,54 +57,6 @@ const SLOW: Duration = Duration::from_secs(3);
 const LOGIN: Duration = Duration::from_secs(30);
 /// Largest frame accepted from the gateway.
 const MAX_DATA: usize = 16384;
-
-#[derive(Debug)]
-struct AnyCert;
-
-impl ServerCertVerifier for AnyCert {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-    fn verify_tls13_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        rustls::crypto::ring::default_provider()
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-fn connector() -> Result<TlsConnector> {
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .dangerous()
-    .with_custom_certificate_verifier(Arc::new(AnyCert))
-    .with_no_client_auth();
-    Ok(TlsConnector::from(Arc::new(cfg)))
-}
 
 type Tls = TlsStream<TcpStream>;
 
@@ -164,36 +118,19 @@ async fn read_response(s: &mut Tls) -> Result<(String, String)> {
     Ok((status, head))
 }
 
-const INIT: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
-<config-auth client="vpn" type="init" aggregate-auth-version="2"><version who="vpn">gh-fleet</version><device-id>linux-64</device-id><group-access>https://gw/</group-access></config-auth>"#;
-
-fn post(body: &str) -> String {
-    format!(
-        "POST / HTTP/1.1\r\nHost: gw\r\nUser-Agent: Open AnyConnect VPN Agent gh-fleet\r\nX-Aggregate-Auth: 1\r\nX-Transcend-Version: 1\r\nContent-Type: application/xml; charset=utf-8\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-}
-
 /// Aggregate-auth login: the `webvpn` cookie.
 async fn login(f: &Fleet) -> Result<String> {
     let mut s = tls(f).await?;
-    s.write_all(post(INIT).as_bytes()).await?;
+    s.write_all(anyconnect::init_request(AGENT).as_bytes()).await?;
     let (st, _) = read_response(&mut s).await?;
     if !st.contains(" 200 ") {
         bail!("init refused: {st}");
     }
-    let reply = format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?><config-auth client="vpn" type="auth-reply" aggregate-auth-version="2"><version who="vpn">gh-fleet</version><device-id>linux-64</device-id><auth><username>{}</username><password>{}</password></auth></config-auth>"#,
-        f.user, f.pass
-    );
-    s.write_all(post(&reply).as_bytes()).await?;
+    s.write_all(anyconnect::reply_request(AGENT, &f.user, &f.pass).as_bytes()).await?;
     let (st, head) = read_response(&mut s).await?;
-    let cookie = head.lines().find_map(|l| {
-        let v = l.strip_prefix("Set-Cookie: webvpn=")?;
-        Some(v.split(';').next()?.to_string())
-    });
+    let cookie = anyconnect::webvpn_cookie(&head);
     let reason = head.lines().find_map(|l| l.strip_prefix("X-Reason: ")).unwrap_or("");
-    match cookie.filter(|c| !c.is_empty()) {
+    match cookie {
         Some(c) => Ok(c),
         None => bail!("login refused: {st} {reason}"),
     }
@@ -432,7 +369,7 @@ async fn main() -> Result<()> {
         addr: args[1].clone(),
         user: args[2].clone(),
         pass: args[3].clone(),
-        tls: connector()?,
+        tls: anyconnect::connector()?,
         logged_in: AtomicUsize::new(0),
         attached: AtomicUsize::new(0),
         drops: AtomicUsize::new(0),

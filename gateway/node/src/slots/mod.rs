@@ -33,6 +33,10 @@ struct Held {
     live: bool,
 }
 
+/// A connection came in on a slot address this node no longer answers for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotMoved;
+
 /// Slots this node answers for; read by the listener (which slot a connection came in on).
 #[derive(Default)]
 pub struct LocalSlots {
@@ -41,15 +45,17 @@ pub struct LocalSlots {
 }
 
 impl LocalSlots {
-    /// The slot whose public address is `ip`, and the epoch this node serves it under; `None`
-    /// when `ip` is not a slot address or this node does not (any more) answer for it.
-    pub fn serving(&self, ip: Ipv4Addr) -> Option<Result<SlotRef, ()>> {
-        let id = *self.by_ip.lock().ok()?.get(&ip)?;
-        let h = self.held.lock().ok()?.get(&id).copied();
-        Some(match h {
-            Some(h) if h.live => Ok(SlotRef { id, epoch: h.epoch }),
-            _ => Err(()),
-        })
+    /// The slot a connection to local address `ip` came in on, with the epoch this node
+    /// serves it under: `Ok(None)` for a node address (not a slot), `Err(SlotMoved)` for a
+    /// slot address this node no longer answers for.
+    pub fn slot_for(&self, ip: Option<Ipv4Addr>) -> Result<Option<SlotRef>, SlotMoved> {
+        let Some(id) = ip.and_then(|ip| self.by_ip.lock().ok()?.get(&ip).copied()) else {
+            return Ok(None);
+        };
+        match self.held.lock().ok().and_then(|h| h.get(&id).copied()) {
+            Some(h) if h.live => Ok(Some(SlotRef { id, epoch: h.epoch })),
+            _ => Err(SlotMoved),
+        }
     }
 
     /// Ids of the slots whose addresses are on this node.

@@ -121,7 +121,7 @@ impl ClusterTopology {
     /// `[slots]` and one `[[slot]]` per node (slot i owned by node i, standby the next node).
     pub fn slots_toml(&self) -> String {
         let mut t = String::from(
-            "[slots]\npublic_interface = \"out0\"\ninside_interface = \"in0\"\nrenew_interval = \"100ms\"\nlease = \"500ms\"\n",
+            "[slots]\npublic_interface = \"out0\"\ninside_interface = \"in0\"\nrenew_interval = \"50ms\"\nlease = \"600ms\"\n",
         );
         for s in 1..=self.n {
             t.push_str(&format!(

@@ -30,7 +30,7 @@ fn wait_holder(topo: &ClusterTopology, slot: usize, node: usize, dead: &[usize])
 /// A cluster with every slot on its preferred owner and both directors watching it.
 fn start(tag: &str, k: u8, lease: &str) -> (ClusterTopology, Cluster) {
     let topo = ClusterTopology::new_with_directors(tag, k, 3, 2).unwrap();
-    let slots = topo.slots_toml().replace("lease = \"500ms\"", &format!("lease = \"{lease}\""));
+    let slots = topo.slots_toml().replace("lease = \"600ms\"", &format!("lease = \"{lease}\""));
     let mut cluster = Cluster::start_with(&topo, &[], &slots).unwrap();
     for s in 1..=3 {
         wait_holder(&topo, s, s, &[]);
@@ -90,7 +90,7 @@ fn openconnect_is_redirected_to_a_slot_and_reconnects_there_without_the_director
     ) {
         return;
     }
-    let (topo, mut cluster) = start("dira", 7, "500ms");
+    let (topo, mut cluster) = start("dira", 7, "600ms");
     let director = topo.director_ip(1);
     let mut oc = Openconnect::builder_in(
         &topo.client_ns(),

@@ -22,7 +22,12 @@ pub async fn run(cfg: Config) -> Result<()> {
     let handle = metrics::install()?;
     let identity = tls::load_or_generate(cfg.tls.as_ref(), &cfg.data_dir)?;
     let users = Arc::new(Users::open(&cfg.users_file)?);
-    let db = SessionStore::open(cfg.node_id, &cfg.data_dir, cfg.cluster.as_ref()).await?;
+    // Raft, the cluster service, the slot manager and the member heartbeats: control.rs.
+    let control = crate::control::ControlRuntime::start()?;
+    let db = {
+        let (id, dir, cluster) = (cfg.node_id, cfg.data_dir.clone(), cfg.cluster.clone());
+        control.run(async move { SessionStore::open(id, &dir, cluster.as_ref()).await }).await??
+    };
     let (stop_tx, stop_rx) = watch::channel(Stopping::No);
     let node_cell: crate::cluster::service::NodeCell = Default::default();
     let cluster_task = match &cfg.cluster {
@@ -32,9 +37,13 @@ pub async fn run(cfg: Config) -> Result<()> {
             let stopped = async move {
                 let _ = stop.changed().await;
             };
+            let (db2, listen, cell) = (db.clone(), c.listen, node_cell.clone());
             Some(
-                crate::cluster::service::serve(&db, c.listen, &tls, stopped, node_cell.clone())
-                    .await?,
+                control
+                    .run(async move {
+                        crate::cluster::service::serve(&db2, listen, &tls, stopped, cell).await
+                    })
+                    .await??,
             )
         }
         None => None,
@@ -66,8 +75,9 @@ pub async fn run(cfg: Config) -> Result<()> {
     tokio::spawn(sessions::follow_endings(node.clone()));
     tokio::spawn(sessions::run_session_timers(node.clone()));
     tokio::spawn(sessions::run_gauges(node.clone()));
-    tokio::spawn(sessions::run_member_duties(node.clone()));
-    let slots_task = tokio::spawn(crate::slots::run(node.clone()));
+    control.spawn(sessions::run_member_duties(node.clone()));
+    let slots_task =
+        control.spawn(crate::slots::run(node.clone())).context("control-plane runtime stopped")?;
     let _ = node_cell.set(node.clone());
     tokio::spawn(metrics::follow_raft(node.db.raft().clone()));
     if let Some(addr) = node.cfg.metrics_listen {
@@ -108,7 +118,8 @@ pub async fn run(cfg: Config) -> Result<()> {
     if let Some(t) = cluster_task {
         t.abort();
     }
-    node.db.shutdown().await;
+    let db = node.db.clone();
+    let _ = control.run(async move { db.shutdown().await }).await;
     Ok(())
 }
 

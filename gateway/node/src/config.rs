@@ -66,6 +66,27 @@ pub struct ClusterConfig {
     pub node_down_after: Duration,
     /// A write that has not committed after this long fails (e.g. in a minority partition).
     pub write_timeout: Duration,
+    /// How often the Raft leader sends heartbeats (AppendEntries) to the followers.
+    pub raft_heartbeat: Duration,
+    /// Followers wait a random time in `[min, max)` beyond openraft's leader lease (`max`)
+    /// without a heartbeat before they start an election.
+    pub election_timeout: (Duration, Duration),
+}
+
+impl ClusterConfig {
+    /// Default `raft_heartbeat`.
+    pub const RAFT_HEARTBEAT: Duration = Duration::from_millis(40);
+    /// Default `election_timeout_min` and `election_timeout_max`.
+    pub const ELECTION_TIMEOUT: (Duration, Duration) =
+        (Duration::from_millis(120), Duration::from_millis(170));
+
+    /// The longest a surviving follower can take to start an election after the leader's
+    /// last heartbeat: openraft (0.9) refuses to elect before the leader lease (= the maximum
+    /// election timeout) plus its own election timeout, checked on a tick of 1.5 heartbeats.
+    pub fn worst_election_start(&self) -> Duration {
+        let (_, max) = self.election_timeout;
+        max + max + self.raft_heartbeat * 3 / 2
+    }
 }
 
 /// Slots (DESIGN.md §5) and their lease timing.
@@ -189,6 +210,9 @@ struct RawCluster {
     heartbeat: Option<String>,
     node_down_after: Option<String>,
     write_timeout: Option<String>,
+    raft_heartbeat: Option<String>,
+    election_timeout_min: Option<String>,
+    election_timeout_max: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -566,7 +590,42 @@ impl Config {
                         Ok(dur(key, v, Some(Duration::from_millis(def)))?
                             .unwrap_or(Duration::from_millis(def)))
                     };
+                let ms = |d: Duration| d.as_millis() as u64;
+                let (emin, emax) = ClusterConfig::ELECTION_TIMEOUT;
+                let raft_heartbeat = d(
+                    "cluster.raft_heartbeat",
+                    &c.raft_heartbeat,
+                    ms(ClusterConfig::RAFT_HEARTBEAT),
+                )?;
+                let emin = d("cluster.election_timeout_min", &c.election_timeout_min, ms(emin))?;
+                let emax = d("cluster.election_timeout_max", &c.election_timeout_max, ms(emax))?;
+                if raft_heartbeat.is_zero() {
+                    return Err(err("cluster.raft_heartbeat", "must be longer than 0 ms".into()));
+                }
+                if emin < raft_heartbeat * 3 {
+                    return Err(err(
+                        "cluster.election_timeout_min",
+                        format!(
+                            "{} ms is less than three Raft heartbeats ({} ms): followers would \
+                             start elections while the leader is alive",
+                            emin.as_millis(),
+                            raft_heartbeat.as_millis() * 3
+                        ),
+                    ));
+                }
+                if emax <= emin {
+                    return Err(err(
+                        "cluster.election_timeout_max",
+                        format!(
+                            "{} ms must be longer than election_timeout_min ({} ms)",
+                            emax.as_millis(),
+                            emin.as_millis()
+                        ),
+                    ));
+                }
                 Some(ClusterConfig {
+                    raft_heartbeat,
+                    election_timeout: (emin, emax),
                     name: c.name.clone(),
                     listen,
                     ca_cert: rel(&c.ca_cert),
@@ -627,10 +686,33 @@ impl Config {
                     .unwrap_or(Duration::from_millis(def)))
             };
             let renew_interval =
-                d("slots.renew_interval", rs.and_then(|r| r.renew_interval.as_ref()), 100)?;
-            let lease = d("slots.lease", rs.and_then(|r| r.lease.as_ref()), 500)?;
+                d("slots.renew_interval", rs.and_then(|r| r.renew_interval.as_ref()), 50)?;
+            let lease = d("slots.lease", rs.and_then(|r| r.lease.as_ref()), 600)?;
             if lease < renew_interval * 2 {
                 return Err(err("slots.lease", format!("{} ms is shorter than two renew intervals ({} ms): the owner would lose its slot on one late renewal", lease.as_millis(), renew_interval.as_millis() * 2)));
+            }
+            // An owner fences itself (drops its addresses) one renew interval before the end of
+            // a lease it renewed up to one interval ago. If a leader's death left no leader for
+            // that long, every slot would move: elections must finish first.
+            if let Some(c) = &cluster {
+                let election = c.worst_election_start();
+                if election + renew_interval * 2 >= lease {
+                    return Err(err(
+                        "slots.lease",
+                        format!(
+                            "{} ms is too short for this cluster's Raft timing: an election can \
+                             take {} ms to start (cluster.election_timeout_max twice plus 1.5 \
+                             raft_heartbeat), and owners fence themselves two renew intervals \
+                             ({} ms) before their lease ends, so a leader's death would move \
+                             every slot; use a lease longer than {} ms or shorter election \
+                             timeouts",
+                            lease.as_millis(),
+                            election.as_millis(),
+                            renew_interval.as_millis() * 2,
+                            (election + renew_interval * 2).as_millis()
+                        ),
+                    ));
+                }
             }
             Some(SlotsConfig {
                 slots: specs,
@@ -752,6 +834,41 @@ mod tests {
         assert!(parse(&bad).unwrap_err().to_string().contains("node.listen"));
         let bad = demo_config("d", "0.0.0.0:443") + "\n[bogus]\n";
         assert!(parse(&bad).unwrap_err().to_string().contains("bogus"));
+    }
+
+    /// A cluster with one slot; `extra_cluster` and `slots` tune the Raft and slot timing.
+    fn cluster_config(extra_cluster: &str, slots: &str) -> String {
+        demo_config("d", "0.0.0.0:443")
+            + &format!(
+                "\n[cluster]\nname = \"c\"\nlisten = \"10.0.0.1:7443\"\nca_cert = \"ca.pem\"\n\
+                 cert = \"c.pem\"\nkey = \"c.key\"\npeers = [{{ id = 2, addr = \"10.0.0.2:7443\" }}]\n\
+                 {extra_cluster}\n[slots]\n{slots}\n[[slot]]\nid = 1\npublic_address = \"10.1.0.101/24\"\n\
+                 pool = \"10.99.1.0/24\"\nowner = 1\nstandby = 2\n"
+            )
+    }
+
+    #[test]
+    fn slot_lease_must_outlast_a_raft_election() {
+        // The defaults fit: worst election start 2 x 170 + 60 = 400 ms, + 2 x 50 < 600 ms.
+        let c = parse(&cluster_config("", "")).unwrap();
+        let cl = c.cluster.as_ref().unwrap();
+        assert_eq!(cl.worst_election_start(), Duration::from_millis(400));
+        let sl = c.slots.as_ref().unwrap();
+        assert_eq!(
+            (sl.renew_interval, sl.lease),
+            (Duration::from_millis(50), Duration::from_millis(600))
+        );
+        // A lease that a leader's death would outlive is refused, naming the key and the bound.
+        let e = parse(&cluster_config("", "lease = \"450ms\"")).unwrap_err().to_string();
+        assert!(e.contains("slots.lease") && e.contains("longer than 500 ms"), "{e}");
+        // Slower elections need a longer lease.
+        let slow = "election_timeout_min = \"250ms\"\nelection_timeout_max = \"450ms\"";
+        let e = parse(&cluster_config(slow, "")).unwrap_err().to_string();
+        assert!(e.contains("slots.lease") && e.contains("960 ms"), "{e}");
+        assert!(parse(&cluster_config(slow, "lease = \"1100ms\"")).is_ok());
+        // Election timeouts shorter than three heartbeats are refused.
+        let e = parse(&cluster_config("election_timeout_min = \"100ms\"", "")).unwrap_err();
+        assert!(e.to_string().contains("cluster.election_timeout_min"), "{e}");
     }
 
     #[test]

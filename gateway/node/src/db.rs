@@ -35,6 +35,9 @@ impl gatehouse_raft::ReplicatedState for Replicated {
     }
 }
 
+/// A snapshot is built after this many log entries since the last one.
+pub const SNAPSHOT_EVERY: u64 = 20_000;
+
 /// openraft type configuration of the session db.
 pub type Tc = TypeConfig<Replicated>;
 
@@ -84,12 +87,13 @@ impl SessionStore {
         let applied = sm.applied_watch();
         let config = Config {
             cluster_name: cluster.map_or_else(|| "gatehouse".to_string(), |c| c.name.clone()),
-            // Elections finish within the slot lease (500 ms by default), so a leader's death
-            // does not make every other slot owner fence itself while no leader exists.
-            heartbeat_interval: 50,
-            election_timeout_min: 250,
-            election_timeout_max: 450,
-            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(20_000),
+            // Elections must start and finish before slot owners fence themselves (config.rs
+            // checks the slot lease against `worst_election_start`); otherwise a leader's
+            // death moves every slot. A single node elects itself at once.
+            heartbeat_interval: cluster.map_or(50, |c| c.raft_heartbeat.as_millis() as u64),
+            election_timeout_min: cluster.map_or(150, |c| c.election_timeout.0.as_millis() as u64),
+            election_timeout_max: cluster.map_or(200, |c| c.election_timeout.1.as_millis() as u64),
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY),
             max_in_snapshot_log_to_keep: 1000,
             ..Default::default()
         };
@@ -160,29 +164,52 @@ impl SessionStore {
     async fn propose_inner(&self, cmd: Command) -> Result<Outcome, ProposeError> {
         let mut backoff = Duration::from_millis(20);
         loop {
+            let mut tried = None;
             match self.raft.client_write(Request(cmd.clone())).await {
                 Ok(resp) => return Ok(resp.data),
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                     if let (Some(id), Some(node)) = (f.leader_id, f.leader_node) {
-                        match self.network.peer(id, &node.addr).forward(&cmd).await {
-                            Ok(ForwardReply::Committed { outcome, log_index }) => {
+                        tried = Some(id);
+                        let mut peer = self.network.peer(id, &node.addr);
+                        // A leader that died mid-call may never answer: give up on it as soon
+                        // as this node learns of another leader (or of none).
+                        let reply = tokio::select! {
+                            r = peer.forward(&cmd) => Some(r),
+                            _ = self.leader_other_than(Some(id)) => None,
+                        };
+                        match reply {
+                            Some(Ok(ForwardReply::Committed { outcome, log_index })) => {
                                 self.wait_applied(log_index).await;
                                 return Ok(outcome);
                             }
-                            Ok(ForwardReply::Failed(e)) => {
+                            Some(Ok(ForwardReply::Failed(e))) => {
                                 return Err(ProposeError::Unavailable(e))
                             }
-                            Ok(ForwardReply::NotLeader { .. }) => {}
-                            Err(e) => tracing::debug!(leader = id, "forward failed: {e}"),
+                            Some(Ok(ForwardReply::NotLeader { .. })) => {}
+                            Some(Err(e)) => tracing::debug!(leader = id, "forward failed: {e}"),
+                            None => tracing::debug!(leader = id, "leader changed during forward"),
                         }
                     }
                 }
                 Err(e) => return Err(ProposeError::Unavailable(e.to_string())),
             }
-            // No leader known yet, or it just changed: wait for the election.
-            tokio::time::sleep(backoff).await;
+            // No leader known, or the one we tried failed: retry as soon as this node learns
+            // of a new leader (an election), at the latest after the backoff.
+            let _ = tokio::time::timeout(backoff, self.new_leader_known(tried)).await;
             backoff = (backoff * 2).min(Duration::from_millis(300));
         }
+    }
+
+    /// Resolves once this node's view of the leader is not `leader` (another one, or none).
+    async fn leader_other_than(&self, leader: Option<u64>) {
+        let mut m = self.raft.metrics();
+        let _ = m.wait_for(|m| m.current_leader != leader).await;
+    }
+
+    /// Resolves once this node knows a leader other than `failed`.
+    async fn new_leader_known(&self, failed: Option<u64>) {
+        let mut m = self.raft.metrics();
+        let _ = m.wait_for(|m| m.current_leader.is_some() && m.current_leader != failed).await;
     }
 
     /// Wait until this node has applied `index` (bounded by the write timeout).

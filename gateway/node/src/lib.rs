@@ -10,6 +10,7 @@ pub mod app;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod control;
 pub mod cstp;
 pub mod ctl;
 pub mod dataplane;

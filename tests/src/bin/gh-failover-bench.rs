@@ -28,6 +28,7 @@
 #![allow(clippy::print_stdout)]
 
 use anyhow::{bail, Context, Result};
+use gatehouse_node::config::ClusterConfig;
 use gatehouse_tests::cluster::{Cluster, ClusterTopology, PORT};
 use gatehouse_tests::process::{output_with_timeout, signal_pid, wait_timeout};
 use gatehouse_tests::{cargo_bin, clock};
@@ -45,6 +46,9 @@ const NODES: usize = 3;
 /// Goals.
 const GOAL_P99_MS: f64 = 1000.0;
 const GOAL_ALL_BACK_MS: f64 = 3000.0;
+/// Slot timing of the bench's nodes (the node defaults).
+const RENEW_MS: u64 = 50;
+const LEASE_MS: u64 = 600;
 
 static ABORT: AtomicBool = AtomicBool::new(false);
 
@@ -114,9 +118,8 @@ fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) 
 /// The bench's slots: as `ClusterTopology::slots_toml`, but each slot's pool is a /21 (2,046
 /// addresses; the topology's /24 pools hold 254, too few for phase B).
 fn slots_toml(topo: &ClusterTopology) -> String {
-    let mut t = String::from(
-        "[slots]\npublic_interface = \"out0\"\ninside_interface = \"in0\"\nrenew_interval = \"100ms\"\nlease = \"500ms\"\n",
-    );
+    let mut t = String::from("[slots]\npublic_interface = \"out0\"\ninside_interface = \"in0\"\n");
+    let _ = writeln!(t, "renew_interval = \"{RENEW_MS}ms\"\nlease = \"{LEASE_MS}ms\"");
     for s in 1..=topo.nodes() {
         let _ = write!(
             t,
@@ -315,6 +318,8 @@ struct Drill {
     was_leader: bool,
     /// TCP sockets of the crashed node flushed before its restart.
     flushed: usize,
+    /// Slots of surviving owners that moved too (must be 0).
+    collateral: usize,
     report: Value,
 }
 
@@ -343,6 +348,15 @@ fn kill_drill(
         .find(|i| *i != owner && cluster.running(*i))
         .context("no surviving node to run the drill from")?;
     let was_leader = leader(topo, cluster) == Some(owner as u64);
+    // Slots of the surviving nodes: a kill must not move them (a leader's death that outlasts
+    // their leases would make their owners fence themselves).
+    let bystanders: Vec<(usize, u64)> = (1..=NODES)
+        .filter(|s| *s != slot)
+        .filter_map(|s| {
+            let v = slot_view(topo, cluster, s)?;
+            (v["owner"].as_u64()? != owner as u64).then_some((s, v["epoch"].as_u64()?))
+        })
+        .collect();
     let slot_s = slot.to_string();
     let start = clock::epoch_secs();
     let out = ctl(
@@ -358,10 +372,16 @@ fn kill_drill(
     cluster.kill(owner);
     let flushed = if flush_tcp { flush_tcp_sockets(topo, owner)? } else { 0 };
     fleet.wait_attached(expect_attached, Duration::from_secs(60))?;
+    let collateral = bystanders
+        .iter()
+        .filter(|(s, epoch)| {
+            slot_view(topo, cluster, *s).and_then(|v| v["epoch"].as_u64()) != Some(*epoch)
+        })
+        .count();
     cluster.spawn(owner)?;
     cluster.wait_ready(owner)?;
     sleep(settle)?;
-    Ok(Drill { start, from: owner, was_leader, flushed, report })
+    Ok(Drill { start, from: owner, was_leader, flushed, collateral, report })
 }
 
 /// What a reboot does to the crashed node's kernel: forget its TCP connections. The drill
@@ -504,7 +524,10 @@ fn report(phases: &[Phase], nproc: usize) -> String {
     let _ = writeln!(o, "# Gatehouse failover bench\n");
     let _ = writeln!(
         o,
-        "3 nodes in network namespaces on one host, nproc = {nproc}; slot lease 500 ms renewed every 100 ms, cluster heartbeat 300 ms, node down after 2 s. Kill drills: `gatehousectl --json drill --slot N --kill` run on a surviving node crashes the slot's owner (iptables DROP on the slot address, addresses removed, exit 137). Clients: `gh-fleet` (CSTP over TLS, re-attach with the same cookie at once, retry every 20 ms).\n"
+        "3 nodes in network namespaces on one host, nproc = {nproc}; slot lease {LEASE_MS} ms renewed every {RENEW_MS} ms, Raft heartbeat and election timeouts at the node defaults ({} ms, {}–{} ms), cluster heartbeat 300 ms, node down after 5 s (tests/src/cluster.rs). Kill drills: `gatehousectl --json drill --slot N --kill` run on a surviving node crashes the slot's owner (iptables DROP on the slot address, addresses removed, exit 137). Clients: `gh-fleet` (CSTP over TLS, re-attach with the same cookie at once, retry every 20 ms).\n",
+        ClusterConfig::RAFT_HEARTBEAT.as_millis(),
+        ClusterConfig::ELECTION_TIMEOUT.0.as_millis(),
+        ClusterConfig::ELECTION_TIMEOUT.1.as_millis(),
     );
     let mut head = String::from("| metric | goal |");
     let mut sep = String::from("|---|---|");
@@ -541,6 +564,10 @@ fn report(phases: &[Phase], nproc: usize) -> String {
     row(&mut o, "re-logins (drills)", "0", &|p| {
         let r: u64 = p.drills.iter().map(|d| d.u("relogins")).sum();
         format!("{r} {}", ok(r == 0))
+    });
+    row(&mut o, "other slots moved by a kill (sum over drills)", "0", &|p| {
+        let c: usize = p.drills.iter().map(|d| d.collateral).sum();
+        format!("{c} {}", ok(c == 0))
     });
     row(&mut o, "back / active before (sum over drills)", "all", &|p| {
         let b: u64 = p.drills.iter().map(|d| d.u("back")).sum();
@@ -630,8 +657,8 @@ fn report(phases: &[Phase], nproc: usize) -> String {
     }
     for p in phases {
         let _ = writeln!(o, "\n### {} — per drill\n", p.name);
-        let _ = writeln!(o, "| # | from → to | leader killed | takeover ms | gateway p50 / p95 / max ms | client p50 / max ms | client drops | back / active | lost | re-logins | TCP sockets flushed |");
-        let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(o, "| # | from → to | leader killed | takeover ms | gateway p50 / p95 / max ms | client p50 / max ms | client drops | back / active | lost | re-logins | other slots moved | TCP sockets flushed |");
+        let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|---|---|---|");
         for (i, d) in p.drills.iter().enumerate() {
             let (last, n, v) =
                 p.client.per_drill.get(i).cloned().unwrap_or((f64::NAN, 0, Vec::new()));
@@ -639,7 +666,7 @@ fn report(phases: &[Phase], nproc: usize) -> String {
             v.sort_by(f64::total_cmp);
             let _ = writeln!(
                 o,
-                "| {} | {} → {} | {} | {} | {} / {} / {} | {} / {} | {} | {} / {} | {} | {} | {} |",
+                "| {} | {} → {} | {} | {} | {} / {} / {} | {} / {} | {} | {} / {} | {} | {} | {} | {} |",
                 i + 1,
                 d.from,
                 d.report["to_node"],
@@ -655,6 +682,7 @@ fn report(phases: &[Phase], nproc: usize) -> String {
                 d.u("active_before"),
                 d.u("sessions_lost"),
                 d.u("relogins"),
+                d.collateral,
                 d.flushed,
             );
         }
@@ -697,7 +725,7 @@ fn run_phase(
         let expect = s.logged_in.saturating_sub(s.lost);
         let r = kill_drill(topo, cluster, &mut fleet, slot, expect, knobs)?;
         eprintln!(
-            "bench: {name}: drill {}/{drills}: node {} killed{} -> {}; takeover {} ms, gateway blackout p50/p95/max {}/{}/{} ms, back {}/{}, lost {}, relogins {}; fleet: attached {}, drops {}, lost {}; {} TCP sockets flushed",
+            "bench: {name}: drill {}/{drills}: node {} killed{} -> {}; takeover {} ms, gateway blackout p50/p95/max {}/{}/{} ms, back {}/{}, lost {}, relogins {}, other slots moved {}; fleet: attached {}, drops {}, lost {}; {} TCP sockets flushed",
             d + 1,
             r.from,
             if r.was_leader { " (Raft leader)" } else { "" },
@@ -710,6 +738,7 @@ fn run_phase(
             r.u("active_before"),
             r.u("sessions_lost"),
             r.u("relogins"),
+            r.collateral,
             fleet.status().attached,
             fleet.status().drops,
             fleet.status().lost,
@@ -718,6 +747,11 @@ fn run_phase(
         done.push(r);
     }
     let fj = fleet.stop()?;
+    // The next phase logs in as the same user: end this phase's sessions so that they do not
+    // count against its simultaneous-logins limit.
+    if let Some(i) = (1..=NODES).find(|i| cluster.running(*i)) {
+        ctl(topo, i, &["vpn-sessiondb", "logoff", "all"], Duration::from_secs(30))?;
+    }
     let client = client_side(&fj, &done);
     eprintln!(
         "bench: {name}: fleet: logged_in {} drops {} lost {} pending {}",

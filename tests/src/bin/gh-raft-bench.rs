@@ -129,6 +129,8 @@ impl Cluster {
                 heartbeat: HEARTBEAT,
                 node_down_after: NODE_DOWN_AFTER,
                 write_timeout: WRITE_TIMEOUT,
+                raft_heartbeat: ClusterConfig::RAFT_HEARTBEAT,
+                election_timeout: ClusterConfig::ELECTION_TIMEOUT,
             };
             let store = SessionStore::open(id, &nd.join("data"), Some(&cfg))
                 .await
@@ -520,12 +522,16 @@ fn machine(dir: &Path) -> String {
          - data dirs: {} — {}\n\
          - cluster: 3 SessionStores in one process (one tokio runtime, {nproc} workers), cluster \
          gRPC with mutual TLS on 127.0.0.1, heartbeat {} ms, node_down_after {} s, write_timeout \
-         {} s; openraft heartbeat 50 ms, election 300-600 ms, snapshot every 5000 entries\n",
+         {} s; openraft heartbeat {} ms, election timeout {}-{} ms, snapshot every {} entries\n",
         dir.display(),
         fs_type(dir),
         HEARTBEAT.as_millis(),
         NODE_DOWN_AFTER.as_secs(),
         WRITE_TIMEOUT.as_secs(),
+        ClusterConfig::RAFT_HEARTBEAT.as_millis(),
+        ClusterConfig::ELECTION_TIMEOUT.0.as_millis(),
+        ClusterConfig::ELECTION_TIMEOUT.1.as_millis(),
+        gatehouse_node::db::SNAPSHOT_EVERY,
     )
 }
 

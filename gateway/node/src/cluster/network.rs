@@ -63,6 +63,9 @@ pub enum CallError {
     /// Reached it, but the call failed or the answer did not decode.
     #[error("cluster call failed: {0}")]
     Failed(String),
+    /// No answer within the call's time limit (the peer may be busy or gone).
+    #[error("cluster call timed out: {0}")]
+    TimedOut(String),
 }
 
 /// A connection to one peer.
@@ -121,9 +124,10 @@ impl Peer {
         };
         let resp = match tokio::time::timeout(ttl, fut).await {
             Err(_) => {
-                return Err(CallError::Unreachable(format!(
-                    "{method} to node {} timed out",
-                    self.target
+                return Err(CallError::TimedOut(format!(
+                    "{method} to node {} timed out after {} ms",
+                    self.target,
+                    ttl.as_millis()
                 )))
             }
             Ok(Err(status)) => {
@@ -159,7 +163,10 @@ impl Peer {
             Err(CallError::Unreachable(m)) => {
                 Err(RPCError::Unreachable(Unreachable::new(&std::io::Error::other(m))))
             }
-            Err(CallError::Failed(m)) => {
+            // A slow answer is not an unreachable node: openraft retries at once instead of
+            // backing off (its AppendEntries limit is one heartbeat interval, which a follower
+            // busy with a disk flush can miss while it is perfectly alive).
+            Err(CallError::Failed(m) | CallError::TimedOut(m)) => {
                 Err(RPCError::Network(NetworkError::new(&std::io::Error::other(m))))
             }
         }
@@ -187,6 +194,12 @@ impl RaftNetworkFactory<Tc> for GrpcNetwork {
 }
 
 impl RaftNetwork<Tc> for Peer {
+    /// Retry an unreachable peer every 100 ms (openraft's default waits 500 ms, during which a
+    /// follower that was only briefly unreachable gets no heartbeat and starts an election).
+    fn backoff(&self) -> openraft::network::Backoff {
+        openraft::network::Backoff::new(std::iter::repeat(Duration::from_millis(100)))
+    }
+
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<Tc>,

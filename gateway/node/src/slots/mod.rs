@@ -1,6 +1,7 @@
 //! Where a slot moves: the slot manager of one node (DESIGN.md §5).
 //!
-//! Every `renew_interval` the manager
+//! Every `renew_interval`, and at once when the slot table changes owners, a lease it watches
+//! lapses or its own fencing point comes, the manager
 //! - (leader) defines the configured slots in the replicated table and hands vacant slots —
 //!   lease lapsed or released — to a successor (`gatehouse_core::slot::successor`);
 //! - renews the lease of each slot this node owns, through Raft;
@@ -98,16 +99,34 @@ pub async fn run(node: Arc<Node>) {
     let mut tick = tokio::time::interval(sc.renew_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut stopping = node.stopping.clone();
+    let mut applied = node.db.applied();
     let mut leader_task: Option<tokio::task::JoinHandle<()>> = None;
     let mut leader_since: Option<MonoMillis> = None;
+    let mut seen = ownership(&node.db.read(|db| db.slots().clone()));
     loop {
+        // Besides the renew tick, the manager wakes when the slot table changes hands (a
+        // standby takes over the moment the assignment applies), when a lease it watches
+        // lapses (the leader reassigns at once), and when its own fencing point arrives.
+        let wake = next_deadline(&node, &sc.slots, margin);
+        let mut renew_due = false;
         tokio::select! {
-            _ = tick.tick() => {}
+            _ = tick.tick() => renew_due = true,
             Some(r) = rx.recv() => {
                 in_flight.remove(&r.slot);
                 on_renewed(&node, &sc.slots, r, lease_ms);
                 continue;
             }
+            r = applied.changed() => {
+                if r.is_err() {
+                    return;
+                }
+                let now = ownership(&node.db.read(|db| db.slots().clone()));
+                if now == seen {
+                    continue;
+                }
+                seen = now;
+            }
+            _ = tokio::time::sleep(wake) => {}
             _ = stopping.changed() => {
                 // Stopping: release nothing in the table (the lease lapses and the standby
                 // takes over), but take our addresses off now.
@@ -140,7 +159,7 @@ pub async fn run(node: Arc<Node>) {
                 match held {
                     Some(h) if h.epoch == slot.epoch => {
                         // Fencing: never answer past a lease we could not renew.
-                        if h.live && node.clock.mono().plus(margin) >= h.deadline {
+                        if h.live && mono.plus(margin) >= h.deadline {
                             tracing::warn!(
                                 slot = spec.id,
                                 "slot lease not renewed in time; removing its addresses"
@@ -161,9 +180,10 @@ pub async fn run(node: Arc<Node>) {
                             &sc.public_interface,
                             &sc.inside_interface,
                         );
+                        renew_due = true;
                     }
                 }
-                if in_flight.insert(spec.id) {
+                if renew_due && in_flight.insert(spec.id) {
                     let (node2, tx2, epoch, id) = (node.clone(), tx.clone(), slot.epoch, spec.id);
                     tokio::spawn(async move {
                         let proposed = node2.clock.mono();
@@ -189,6 +209,38 @@ pub async fn run(node: Arc<Node>) {
             }
         }
     }
+}
+
+/// Who owns which slot under which epoch: what the manager reacts to at once.
+fn ownership(table: &gatehouse_core::SlotTable) -> Vec<(u32, Option<u64>, u64)> {
+    table.iter().map(|s| (s.spec.id, s.owner, s.epoch)).collect()
+}
+
+/// How long the manager may sleep before something it must act on without waiting for the
+/// next tick: the fencing point of a slot it holds, or (on the leader) the end of another
+/// owner's lease. At most one second: the tick covers everything else.
+fn next_deadline(node: &Node, specs: &[SlotSpec], margin: Duration) -> Duration {
+    let mut wake = Duration::from_secs(1);
+    let mono = node.clock.mono();
+    if let Ok(h) = node.local_slots.held.lock() {
+        for x in h.values().filter(|x| x.live) {
+            let fence = x.deadline.since(mono).saturating_sub(margin);
+            wake = wake.min(fence);
+        }
+    }
+    if node.db.is_leader() {
+        let now = node.clock.unix();
+        node.db.read(|db| {
+            for s in db.slots().iter().filter(|s| specs.iter().any(|x| x.id == s.spec.id)) {
+                if s.owner.is_some() && s.lease_until > now {
+                    // One millisecond past the end: `vacant_at` counts the end itself as held.
+                    wake = wake.min(s.lease_until.since(now) + Duration::from_millis(1));
+                }
+            }
+        });
+    }
+    // Never spin: a deadline already passed is handled by this iteration's checks.
+    wake.max(Duration::from_millis(2))
 }
 
 fn on_renewed(node: &Node, specs: &[SlotSpec], r: Renewed, lease_ms: u64) {

@@ -19,21 +19,28 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// `SessionDb` as openraft's replicated state (a newtype: the trait and the type live in
-/// different crates).
+/// different crates). One log entry carries a batch of commands — every write proposed on a
+/// node while its previous batches were committing (see `run_batcher`) — applied in order,
+/// each at its own timestamp.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Replicated(pub SessionDb);
 
 impl gatehouse_raft::ReplicatedState for Replicated {
-    type Command = Command;
-    type Outcome = Outcome;
-    fn apply(&mut self, cmd: &Command) -> Outcome {
-        self.0.apply(cmd)
+    type Command = Vec<Command>;
+    type Outcome = Vec<Outcome>;
+    fn apply(&mut self, cmds: &Vec<Command>) -> Vec<Outcome> {
+        cmds.iter().map(|c| self.0.apply(c)).collect()
     }
 }
+
+/// Most commands in one log entry.
+const MAX_BATCH: usize = 512;
+/// Batches of one node committing at once; writes proposed meanwhile form the next batch.
+const BATCHES_IN_FLIGHT: usize = 2;
 
 /// A snapshot is built after this many log entries since the last one.
 pub const SNAPSHOT_EVERY: u64 = 20_000;
@@ -52,7 +59,7 @@ pub async fn drill_move(
 }
 
 /// Why a write did not commit.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ProposeError {
     /// Raft could not commit the entry (no leader reachable, no quorum, shutting down).
     #[error("session database unavailable: {0}")]
@@ -64,11 +71,27 @@ pub enum ProposeError {
 pub struct SessionStore {
     raft: openraft::Raft<Tc>,
     state: SharedState<Replicated>,
-    applied: watch::Receiver<u64>,
+    committer: Committer,
+    batches: mpsc::UnboundedSender<Pending>,
     node_id: u64,
     network: GrpcNetwork,
     write_timeout: Duration,
     clock: crate::clock::Clock,
+}
+
+/// A write waiting for its batch.
+struct Pending {
+    cmd: Command,
+    done: oneshot::Sender<Result<Outcome, ProposeError>>,
+}
+
+/// Commits batches: on the leader through Raft, on a follower by forwarding to the leader.
+#[derive(Clone)]
+struct Committer {
+    raft: openraft::Raft<Tc>,
+    applied: watch::Receiver<u64>,
+    network: GrpcNetwork,
+    write_timeout: Duration,
 }
 
 impl SessionStore {
@@ -122,10 +145,15 @@ impl SessionStore {
             }
         }
         let write_timeout = cluster.map_or(Duration::from_secs(3), |c| c.write_timeout);
+        let committer =
+            Committer { raft: raft.clone(), applied, network: network.clone(), write_timeout };
+        let (batches, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run_batcher(committer.clone(), rx));
         Ok(SessionStore {
             raft,
             state,
-            applied,
+            committer,
+            batches,
             node_id,
             network,
             write_timeout,
@@ -147,25 +175,130 @@ impl SessionStore {
     /// forwards it to the leader and waits until it has applied the entry itself, so a client
     /// that logs in on this node finds its session here on its next request. Fails after the
     /// write timeout (no leader reachable, or no quorum: a minority never commits).
+    ///
+    /// Commands proposed while this node's earlier batches are committing travel together in
+    /// one log entry (one append, one disk flush, one AppendEntries per follower).
     pub async fn propose(&self, cmd: Command) -> Result<Outcome, ProposeError> {
         let t0 = self.clock.instant_now();
-        let r = tokio::time::timeout(self.write_timeout, self.propose_inner(cmd)).await;
+        let (done, rx) = oneshot::channel();
+        let r = if self.batches.send(Pending { cmd, done }).is_err() {
+            Err(ProposeError::Unavailable("the session database is stopping".into()))
+        } else {
+            match tokio::time::timeout(self.write_timeout, rx).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(_)) => {
+                    Err(ProposeError::Unavailable("the session database is stopping".into()))
+                }
+                Err(_) => Err(ProposeError::Unavailable(format!(
+                    "not committed within {} ms (no quorum reachable from node {})",
+                    self.write_timeout.as_millis(),
+                    self.node_id
+                ))),
+            }
+        };
         metrics::histogram!(m::COMMIT_SECONDS).record(t0.elapsed().as_secs_f64());
-        match r {
-            Ok(r) => r,
-            Err(_) => Err(ProposeError::Unavailable(format!(
-                "not committed within {} ms (no quorum reachable from node {})",
-                self.write_timeout.as_millis(),
-                self.node_id
-            ))),
-        }
+        r
     }
 
-    async fn propose_inner(&self, cmd: Command) -> Result<Outcome, ProposeError> {
+    /// Read the applied state.
+    pub fn read<R>(&self, f: impl FnOnce(&SessionDb) -> R) -> R {
+        self.state.read(|s| f(&s.0))
+    }
+
+    /// Follow applied log indices.
+    pub fn applied(&self) -> watch::Receiver<u64> {
+        self.committer.applied.clone()
+    }
+
+    /// Whether this node currently leads the group (the one that proposes timer expiries).
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().current_leader == Some(self.node_id)
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> u64 {
+        self.node_id
+    }
+
+    /// The Raft handle (cluster service, admin).
+    pub fn raft(&self) -> &openraft::Raft<Tc> {
+        &self.raft
+    }
+
+    /// Stop Raft (every acknowledged write is already on disk).
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!("raft shutdown: {e}");
+        }
+    }
+}
+
+/// Gather proposed commands into batches, at most `BATCHES_IN_FLIGHT` committing at once: a
+/// lone write goes out at once; under load each batch carries whatever queued up while the
+/// previous ones were committing (group commit).
+async fn run_batcher(c: Committer, mut rx: mpsc::UnboundedReceiver<Pending>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(BATCHES_IN_FLIGHT));
+    while let Some(first) = rx.recv().await {
+        let Ok(permit) = slots.clone().acquire_owned().await else { return };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        // A proposer that gave up (write timeout) does not get its write committed late.
+        batch.retain(|p| !p.done.is_closed());
+        if batch.is_empty() {
+            continue;
+        }
+        metrics::histogram!(m::BATCH_COMMANDS).record(batch.len() as f64);
+        let c = c.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let (cmds, dones): (Vec<Command>, Vec<_>) =
+                batch.into_iter().map(|p| (p.cmd, p.done)).unzip();
+            let n = cmds.len();
+            let r = match tokio::time::timeout(c.write_timeout, c.commit(cmds)).await {
+                Ok(r) => r,
+                Err(_) => Err(ProposeError::Unavailable(format!(
+                    "not committed within {} ms",
+                    c.write_timeout.as_millis()
+                ))),
+            };
+            let r = r.and_then(|outcomes| {
+                if outcomes.len() == n {
+                    Ok(outcomes)
+                } else {
+                    Err(ProposeError::Unavailable(format!(
+                        "a batch of {n} commands came back with {} outcomes",
+                        outcomes.len()
+                    )))
+                }
+            });
+            match r {
+                Ok(outcomes) => {
+                    for (done, o) in dones.into_iter().zip(outcomes) {
+                        let _ = done.send(Ok(o));
+                    }
+                }
+                Err(e) => {
+                    for done in dones {
+                        let _ = done.send(Err(e.clone()));
+                    }
+                }
+            }
+        });
+    }
+}
+
+impl Committer {
+    /// Commit `cmds` as one entry: on the leader directly, on a follower by forwarding.
+    async fn commit(&self, cmds: Vec<Command>) -> Result<Vec<Outcome>, ProposeError> {
         let mut backoff = Duration::from_millis(20);
         loop {
             let mut tried = None;
-            match self.raft.client_write(Request(cmd.clone())).await {
+            match self.raft.client_write(Request(cmds.clone())).await {
                 Ok(resp) => return Ok(resp.data),
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                     if let (Some(id), Some(node)) = (f.leader_id, f.leader_node) {
@@ -174,13 +307,13 @@ impl SessionStore {
                         // A leader that died mid-call may never answer: give up on it as soon
                         // as this node learns of another leader (or of none).
                         let reply = tokio::select! {
-                            r = peer.forward(&cmd) => Some(r),
+                            r = peer.forward(&cmds) => Some(r),
                             _ = self.leader_other_than(Some(id)) => None,
                         };
                         match reply {
-                            Some(Ok(ForwardReply::Committed { outcome, log_index })) => {
+                            Some(Ok(ForwardReply::Committed { outcomes, log_index })) => {
                                 self.wait_applied(log_index).await;
-                                return Ok(outcome);
+                                return Ok(outcomes);
                             }
                             Some(Ok(ForwardReply::Failed(e))) => {
                                 return Err(ProposeError::Unavailable(e))
@@ -216,37 +349,5 @@ impl SessionStore {
     async fn wait_applied(&self, index: u64) {
         let mut w = self.applied.clone();
         let _ = tokio::time::timeout(self.write_timeout, w.wait_for(|a| *a >= index)).await;
-    }
-
-    /// Read the applied state.
-    pub fn read<R>(&self, f: impl FnOnce(&SessionDb) -> R) -> R {
-        self.state.read(|s| f(&s.0))
-    }
-
-    /// Follow applied log indices.
-    pub fn applied(&self) -> watch::Receiver<u64> {
-        self.applied.clone()
-    }
-
-    /// Whether this node currently leads the group (the one that proposes timer expiries).
-    pub fn is_leader(&self) -> bool {
-        self.raft.metrics().borrow().current_leader == Some(self.node_id)
-    }
-
-    /// This node's id.
-    pub fn node_id(&self) -> u64 {
-        self.node_id
-    }
-
-    /// The Raft handle (cluster service, admin).
-    pub fn raft(&self) -> &openraft::Raft<Tc> {
-        &self.raft
-    }
-
-    /// Stop Raft (every acknowledged write is already on disk).
-    pub async fn shutdown(&self) {
-        if let Err(e) = self.raft.shutdown().await {
-            tracing::warn!("raft shutdown: {e}");
-        }
     }
 }

@@ -35,6 +35,8 @@ pub const TUN_NO_ROUTE: &str = "gatehouse_tun_no_route_total";
 pub const TUNNEL_QUEUE_DROPS: &str = "gatehouse_tunnel_queue_drops_total";
 /// Histogram: seconds from proposing a command to its commit and apply.
 pub const COMMIT_SECONDS: &str = "gatehouse_raft_commit_seconds";
+/// Histogram: commands per log entry proposed by this node (group commit).
+pub const BATCH_COMMANDS: &str = "gatehouse_raft_batch_commands";
 
 /// Counter: slots assigned to a new owner by this node as leader (failovers and switchovers).
 pub const FAILOVERS: &str = "gatehouse_failover_total";
@@ -95,6 +97,11 @@ pub fn install() -> Result<PrometheusHandle> {
         .set_buckets_for_metric(
             metrics_exporter_prometheus::Matcher::Full(COMMIT_SECONDS.into()),
             &[0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0],
+        )
+        .context("histogram buckets")?
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(BATCH_COMMANDS.into()),
+            &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0],
         )
         .context("histogram buckets")?
         .install_recorder()

@@ -212,11 +212,19 @@ impl<S: ReplicatedState> RaftStateMachine<TypeConfig<S>> for SledStateMachine<S>
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        // Copying a large state takes tens of milliseconds (100,000 sessions: ~70 ms). On a
+        // multi-threaded runtime, hand this worker's other tasks (Raft's heartbeats among them)
+        // to another worker meanwhile.
+        let copy = || self.state.read(S::clone);
+        let state = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(copy),
+            _ => copy(),
+        };
         SledSnapshotBuilder {
             payload: SnapshotPayload {
                 last_applied: self.last_applied,
                 last_membership: self.last_membership.clone(),
-                state: self.state.read(S::clone),
+                state,
             },
             snapshots: self.snapshots.clone(),
         }

@@ -599,11 +599,12 @@ async fn diagnostics(dir: &Path, leader: &SessionStore, g: &Gen) -> Result<Strin
             "- `SessionDb::apply(Login)`: {us_empty:.1} µs on an empty db, {us_full:.1} µs on a \
              copy of the final db ({} sessions); applied once per node, 3 nodes in this process\n\
              - a snapshot of the final db: clone {} ms, JSON {} ms, {:.1} MB (openraft builds one \
-             every 5000 entries on every node)\n",
+             every {} log entries on every node; an entry is a batch of commands)\n",
             fmt_rate(size as f64),
             fmt_ms(clone_ms),
             fmt_ms(ser_ms),
             json.len() as f64 / 1e6,
+            gatehouse_node::db::SNAPSHOT_EVERY,
         ))
     })
     .await??;
@@ -655,7 +656,7 @@ async fn measure(cluster: &Cluster, k: &Knobs, dir: &Path) -> Result<()> {
     );
     let (_, term0) = cluster.leader_term(leader_id);
     let g = Arc::new(Gen::new()?);
-    // Count the snapshots the nodes build (openraft: every 5000 entries, on every node).
+    // Count the snapshots the nodes build (openraft: every SNAPSHOT_EVERY entries, on every node).
     let snapshots = Arc::new(AtomicU64::new(0));
     let watchers: Vec<JoinHandle<()>> = cluster
         .nodes
@@ -811,7 +812,9 @@ async fn measure(cluster: &Cluster, k: &Knobs, dir: &Path) -> Result<()> {
         out,
         "- commands: `Login` of a fresh user `u<n>` with a fresh token hash (no argon2: the Raft \
          write alone), pool 10.0.0.0/12 (1,048,573 addresses), simultaneous_logins = u32::MAX; \
-         `Attach` ssl of an existing session's token\n\
+         `Attach` ssl of an existing session's token; C writers each propose one command at a \
+         time, and `SessionStore::propose` groups the commands proposed on a node while its \
+         previous batches commit into one log entry (at most 2 batches in flight)\n\
          - goals (issue): p99 commit < {GOAL_P99_MS} ms on loopback; ≥ {} session writes/s\n\
          - first leader: node {leader_id} (term {term0}); each row proposes on the leader of \
          the moment or on a follower of it\n",

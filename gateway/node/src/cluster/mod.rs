@@ -23,8 +23,8 @@ pub mod pb {
 pub enum ForwardReply {
     /// Committed and applied on the leader at `log_index`.
     Committed {
-        /// The outcome of `apply`.
-        outcome: Outcome,
+        /// The outcome of `apply`, one per forwarded command.
+        outcomes: Vec<Outcome>,
         /// Where it is in the log: the forwarding node waits to have applied it too.
         log_index: u64,
     },

@@ -180,9 +180,9 @@ impl Peer {
         self.call("drill", m, Duration::from_secs(10)).await
     }
 
-    /// Forward a session-db command to this peer (the leader).
-    pub async fn forward(&mut self, cmd: &Command) -> Result<ForwardReply, CallError> {
-        self.call("forward", cmd, Duration::from_secs(5)).await
+    /// Forward a batch of session-db commands to this peer (the leader): one log entry.
+    pub async fn forward(&mut self, cmds: &[Command]) -> Result<ForwardReply, CallError> {
+        self.call("forward", &cmds, Duration::from_secs(5)).await
     }
 }
 

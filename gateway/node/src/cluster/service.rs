@@ -94,10 +94,13 @@ impl Cluster for Service {
     }
 
     async fn forward(&self, r: tonic::Request<Payload>) -> Result<Response<Payload>, Status> {
-        let cmd: Command = decode(r.get_ref())?;
-        let reply = match self.raft.client_write(Request(cmd)).await {
+        let cmds: Vec<Command> = decode(r.get_ref())?;
+        if cmds.is_empty() {
+            return Err(Status::invalid_argument("an empty batch"));
+        }
+        let reply = match self.raft.client_write(Request(cmds)).await {
             Ok(resp) => {
-                ForwardReply::Committed { outcome: resp.data, log_index: resp.log_id.index }
+                ForwardReply::Committed { outcomes: resp.data, log_index: resp.log_id.index }
             }
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                 ForwardReply::NotLeader { leader: f.leader_id }

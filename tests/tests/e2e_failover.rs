@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use gatehouse_tests::cluster::{Cluster, ClusterTopology, PORT};
-use gatehouse_tests::{require_root, Openconnect};
+use gatehouse_tests::{cargo_bin, require_root, Openconnect};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
@@ -232,13 +232,34 @@ fn drills_report_no_lost_session_and_no_relogin() {
     assert_eq!(r["back"], 1, "{r}");
     assert_eq!(r["to_node"], 2, "{r}");
     assert_eq!(oc.wait_event("reconnect", CONNECT).as_deref(), Some(ip.as_str()));
-    // A kill drill: the new owner (node 2) crashes; node 3 reports.
+    // The operators' drill script (deploy/drill.sh) switches every slot in turn from node 3:
+    // slot 1 goes back to node 1 (the client follows), slots 2 and 3 to their standbys.
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/drill.sh");
+    let ctl = format!("ip netns exec {} {}", topo.node_ns(3), cargo_bin("gatehousectl").display());
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .env("GATEHOUSECTL", &ctl)
+        .env("PAUSE", "1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("drill.sh:\n{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "deploy/drill.sh failed");
+    assert_eq!(text.matches("== drill slot").count(), 3, "{text}");
+    assert!(text.contains("every drill passed"), "{text}");
+    assert_eq!(oc.wait_nth_event("reconnect", 2, CONNECT).as_deref(), Some(ip.as_str()));
+    let owner = |s: u64| {
+        let v = parse(&cluster.ctl(3, &["--json", "show", "failover"]).unwrap());
+        v["slots"].as_array().unwrap().iter().find(|x| x["id"] == s).unwrap()["owner"].clone()
+    };
+    assert_eq!((owner(1), owner(2), owner(3)), (1.into(), 3.into(), 1.into()));
+    // A kill drill: slot 1's owner (node 1) crashes; node 3 reports.
     let r = parse(&cluster.ctl(3, &["--json", "drill", "--slot", "1", "--kill"]).unwrap());
     eprintln!("kill drill: {r}");
     assert_eq!(r["sessions_lost"], 0, "{r}");
     assert_eq!(r["relogins"], 0, "{r}");
     assert_eq!(r["back"], 1, "{r}");
-    assert_eq!(oc.wait_nth_event("reconnect", 2, CONNECT).as_deref(), Some(ip.as_str()));
+    assert_eq!(oc.wait_nth_event("reconnect", 3, CONNECT).as_deref(), Some(ip.as_str()));
     let _ = ping.kill();
     let _ = ping.wait();
 }

@@ -577,10 +577,15 @@ fn report(phases: &[Phase], nproc: usize) -> String {
     row(
         &mut o,
         "**client blackout** p50 / p99 / max ms (drill start → re-attached)",
-        "p99 < 1000",
+        "p99 < 1000 (100 sessions)",
         &|p| {
+            // The goal is stated for the drills with 100 sessions; 1,000 have their own.
             let s = &p.client.blackout;
-            format!("{} {}", triple(s), ok(pct(s, 0.99) < GOAL_P99_MS))
+            if p.sessions >= 1000 {
+                triple(s)
+            } else {
+                format!("{} {}", triple(s), ok(pct(s, 0.99) < GOAL_P99_MS))
+            }
         },
     );
     row(&mut o, "client: drill start → drop seen p50 / p99 / max ms", "", &|p| {
@@ -592,10 +597,19 @@ fn report(phases: &[Phase], nproc: usize) -> String {
     row(&mut o, "gateway blackout p50, median / max over drills (ms)", "", &|p| {
         med_max(&drills_field(&p.drills, "blackout_p50_ms"))
     });
-    row(&mut o, "gateway blackout p95, median / max over drills (ms)", "< 1000", &|p| {
-        let v = drills_field(&p.drills, "blackout_p95_ms");
-        format!("{} {}", med_max(&v), ok(max(&v) < GOAL_P99_MS))
-    });
+    row(
+        &mut o,
+        "gateway blackout p95, median / max over drills (ms)",
+        "< 1000 (100 sessions)",
+        &|p| {
+            let v = drills_field(&p.drills, "blackout_p95_ms");
+            if p.sessions >= 1000 {
+                med_max(&v)
+            } else {
+                format!("{} {}", med_max(&v), ok(max(&v) < GOAL_P99_MS))
+            }
+        },
+    );
     row(&mut o, "gateway blackout max, median / max over drills (ms)", "", &|p| {
         med_max(&drills_field(&p.drills, "blackout_max_ms"))
     });

@@ -119,9 +119,17 @@ impl ClusterTopology {
         Ipv4Addr::new(10, 230 + self.k, 0, 100 + s as u8)
     }
     /// `[slots]` and one `[[slot]]` per node (slot i owned by node i, standby the next node).
+    ///
+    /// Timing: debug builds of 3 nodes, 2 directors and openconnect per test, several tests at
+    /// once, on 2 cores, stall a node for a few hundred milliseconds now and then; at the
+    /// defaults (Raft lease 170 ms, slot lease 600 ms) such a stall starts an election and
+    /// moves slots under a test that is about something else. The tests therefore run with
+    /// [`TEST_RAFT_TIMING`] and a 1.3 s slot lease (the relation `gatehouse` checks holds);
+    /// bench/failover.sh measures the defaults on release builds.
     pub fn slots_toml(&self) -> String {
-        let mut t = String::from(
-            "[slots]\npublic_interface = \"out0\"\ninside_interface = \"in0\"\nrenew_interval = \"50ms\"\nlease = \"600ms\"\n",
+        // The leading keys belong to the `[cluster]` table the config ends with.
+        let mut t = format!(
+            "{TEST_RAFT_TIMING}[slots]\npublic_interface = \"out0\"\ninside_interface = \"in0\"\nrenew_interval = \"100ms\"\nlease = \"1300ms\"\n",
         );
         for s in 1..=self.n {
             t.push_str(&format!(
@@ -344,6 +352,11 @@ pub struct Cluster {
     pub pins: Vec<String>,
     starts: Vec<u32>,
 }
+
+/// Raft timing of the test clusters with slots (see [`ClusterTopology::slots_toml`]): keys of
+/// the `[cluster]` table.
+pub const TEST_RAFT_TIMING: &str =
+    "raft_heartbeat = \"50ms\"\nelection_timeout_min = \"250ms\"\nelection_timeout_max = \"450ms\"\n";
 
 impl Cluster {
     /// Write PKI and configs for every node of `topo` and start them all; waits until each is

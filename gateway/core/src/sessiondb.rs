@@ -392,9 +392,17 @@ impl SessionDb {
     }
 
     fn login(&mut self, c: &NewSession) -> Outcome {
-        if self.by_token.contains_key(&c.token_hash) {
-            // 256-bit random tokens do not collide; a duplicate is a replayed proposal.
-            return Outcome::Rejected(Rejection::UnknownToken);
+        if let Some(&i) = self.by_token.get(&c.token_hash) {
+            // 256-bit random tokens do not collide: a duplicate is a replayed proposal. A
+            // follower whose forward was cut off by a leader change retries it, and the old
+            // leader may have committed the first copy: the replay names the session the first
+            // copy made (its evictions already happened). Anything else is refused.
+            return match self.sessions.get(&i) {
+                Some(s) if s.user == c.user && s.login_time == c.at => {
+                    Outcome::LoggedIn { index: i, address: s.address, evicted: Vec::new() }
+                }
+                _ => Outcome::Rejected(Rejection::UnknownToken),
+            };
         }
         // Simultaneous logins: keep at most N sessions of this user including the new one,
         // ending the oldest first. Evict before leasing so an evicted address can be reused.

@@ -579,8 +579,15 @@ impl Harness {
             slot: None,
         }))?;
         let m = &mut self.model;
-        if m.live.values().any(|s| s.token == t) {
-            ensure_eq!(out, Outcome::Rejected(Rejection::UnknownToken), "replayed login");
+        if let Some((&i, s)) = m.live.iter().find(|(_, s)| s.token == t) {
+            // The same proposal applied again (a retried forward) names the session it made;
+            // any other reuse of a token is refused.
+            let expect = if s.user == u && s.login_time == now {
+                Outcome::LoggedIn { index: i, address: s.address, evicted: Vec::new() }
+            } else {
+                Outcome::Rejected(Rejection::UnknownToken)
+            };
+            ensure_eq!(out, expect, "replayed login");
             return Ok(());
         }
         let mut mine: Vec<(u64, u64)> =

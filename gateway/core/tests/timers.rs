@@ -413,3 +413,29 @@ fn a_silent_node_is_declared_down_and_its_sessions_become_inactive() {
     db.apply(&Command::Heartbeat { at: UnixMillis(11 * S), node: 1 });
     assert_eq!(db.members().next().unwrap().down_since, None, "a heartbeat brings it back");
 }
+
+#[test]
+fn a_replayed_login_names_the_session_it_made_and_other_token_reuse_is_refused() {
+    let mut db = SessionDb::default();
+    let t = timers(1_800_000, None, None, 3);
+    let (index, address) = login(&mut db, 1_000, "alice", 7, t);
+    // The same proposal again (a follower retried a forward the old leader had committed).
+    assert_eq!(login(&mut db, 1_000, "alice", 7, t), (index, address));
+    assert_eq!(db.sessions().count(), 1, "no second session");
+    // The same token in another proposal (other time or user) is refused.
+    for (at, user) in [(1_001, "alice"), (1_000, "bob")] {
+        let o = db.apply(&Command::Login(NewSession {
+            at: UnixMillis(at),
+            user: user.into(),
+            tunnel_group: "tg".into(),
+            group_policy: "gp".into(),
+            timers: t,
+            pool: pool(),
+            token_hash: tok(7),
+            client_version: "x".into(),
+            public_ip: "198.51.100.7".into(),
+            slot: None,
+        }));
+        assert_eq!(o, Outcome::Rejected(Rejection::UnknownToken), "{user} at {at}");
+    }
+}

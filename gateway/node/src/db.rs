@@ -44,6 +44,10 @@ const BATCHES_IN_FLIGHT: usize = 2;
 
 /// A snapshot is built after this many log entries since the last one.
 pub const SNAPSHOT_EVERY: u64 = 20_000;
+/// ... or once the log's entries take this many bytes: an entry is a batch of up to
+/// `MAX_BATCH` commands, so counting entries alone would let the log grow to gigabytes under
+/// sustained load.
+pub const SNAPSHOT_LOG_BYTES: u64 = 64 << 20;
 
 /// openraft type configuration of the session db.
 pub type Tc = TypeConfig<Replicated>;
@@ -106,6 +110,7 @@ impl SessionStore {
         let dir = data_dir.join("raft");
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let (log, sm) = gatehouse_raft::open::<Replicated>(&dir)?;
+        let log_bytes = log.log_bytes();
         let state = sm.shared();
         let applied = sm.applied_watch();
         let config = Config {
@@ -117,7 +122,7 @@ impl SessionStore {
             election_timeout_min: cluster.map_or(150, |c| c.election_timeout.0.as_millis() as u64),
             election_timeout_max: cluster.map_or(200, |c| c.election_timeout.1.as_millis() as u64),
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY),
-            max_in_snapshot_log_to_keep: 1000,
+            max_in_snapshot_log_to_keep: 100,
             ..Default::default()
         };
         let config = Arc::new(config.validate().context("raft config")?);
@@ -149,6 +154,7 @@ impl SessionStore {
             Committer { raft: raft.clone(), applied, network: network.clone(), write_timeout };
         let (batches, rx) = mpsc::unbounded_channel();
         tokio::spawn(run_batcher(committer.clone(), rx));
+        tokio::spawn(snapshot_when_log_is_large(raft.clone(), log_bytes));
         Ok(SessionStore {
             raft,
             state,
@@ -289,6 +295,29 @@ async fn run_batcher(c: Committer, mut rx: mpsc::UnboundedReceiver<Pending>) {
                 }
             }
         });
+    }
+}
+
+/// Every second: publish the log's size, and ask openraft for a snapshot (after which it purges
+/// the log) once the log holds more than `SNAPSHOT_LOG_BYTES`; at most one request per 10 s.
+async fn snapshot_when_log_is_large(
+    raft: openraft::Raft<Tc>,
+    bytes: Arc<std::sync::atomic::AtomicU64>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut quiet = 0u32;
+    loop {
+        tick.tick().await;
+        let b = bytes.load(std::sync::atomic::Ordering::Relaxed);
+        metrics::gauge!(m::RAFT_LOG_BYTES).set(b as f64);
+        quiet = quiet.saturating_sub(1);
+        if b > SNAPSHOT_LOG_BYTES && quiet == 0 {
+            tracing::info!(log_bytes = b, "raft log is large; building a snapshot");
+            if raft.trigger().snapshot().await.is_err() {
+                return; // Raft stopped.
+            }
+            quiet = 10;
+        }
     }
 }
 

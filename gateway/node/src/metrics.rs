@@ -48,6 +48,8 @@ pub const RAFT_LEADER_CHANGES: &str = "gatehouse_raft_leader_changes_total";
 pub const RAFT_IS_LEADER: &str = "gatehouse_raft_is_leader";
 /// Gauge: entries in the log (last index − purged index).
 pub const RAFT_LOG_ENTRIES: &str = "gatehouse_raft_log_entries";
+/// Gauge: bytes the log's entries take in the store (a snapshot is built past 64 MiB).
+pub const RAFT_LOG_BYTES: &str = "gatehouse_raft_log_bytes";
 /// Gauge: last log index.
 pub const RAFT_LAST_LOG_INDEX: &str = "gatehouse_raft_last_log_index";
 /// Gauge: last applied index.

@@ -11,6 +11,8 @@ use openraft::{
     StorageIOError, Vote,
 };
 use serde::de::DeserializeOwned;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crate::StoreError;
 
@@ -29,6 +31,8 @@ pub struct SledLogStore<C> {
     db: sled::Db,
     logs: sled::Tree,
     meta: sled::Tree,
+    /// Bytes of the entries in the log (encoded), shared with `log_bytes()` handles.
+    bytes: Arc<AtomicU64>,
     _config: PhantomData<fn() -> C>,
 }
 
@@ -38,8 +42,18 @@ impl<C> Clone for SledLogStore<C> {
             db: self.db.clone(),
             logs: self.logs.clone(),
             meta: self.meta.clone(),
+            bytes: self.bytes.clone(),
             _config: PhantomData,
         }
+    }
+}
+
+impl<C> SledLogStore<C> {
+    /// A live count of the bytes the log's entries take (as encoded): a node triggers a
+    /// snapshot when it grows large, since openraft's snapshot policy counts entries and one
+    /// entry may carry many commands.
+    pub fn log_bytes(&self) -> Arc<AtomicU64> {
+        self.bytes.clone()
     }
 }
 
@@ -58,6 +72,7 @@ impl<C: RaftTypeConfig> SledLogStore<C> {
             db: db.clone(),
             logs: db.open_tree(LOGS_TREE)?,
             meta: db.open_tree(META_TREE)?,
+            bytes: Arc::new(AtomicU64::new(0)),
             _config: PhantomData,
         };
         // purge() records the purged id before deleting; finish a deletion a crash interrupted.
@@ -70,15 +85,27 @@ impl<C: RaftTypeConfig> SledLogStore<C> {
         if let Some(purged) = purged {
             store.remove_range(..=index_key(purged.index))?;
         }
+        let mut total = 0u64;
+        for v in store.logs.iter().values() {
+            total += v?.len() as u64;
+        }
+        store.bytes.store(total, Ordering::Relaxed);
         Ok(store)
     }
 
     fn remove_range<R: RangeBounds<[u8; 8]>>(&self, range: R) -> Result<(), sled::Error> {
         let mut batch = sled::Batch::default();
-        for key in self.logs.range(range).keys() {
-            batch.remove(key?);
+        let mut removed = 0u64;
+        for item in self.logs.range(range) {
+            let (key, value) = item?;
+            removed += value.len() as u64;
+            batch.remove(key);
         }
-        self.logs.apply_batch(batch)
+        self.logs.apply_batch(batch)?;
+        let _ = self.bytes.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+            Some(b.saturating_sub(removed))
+        });
+        Ok(())
     }
 
     fn read_meta<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, io::Error> {
@@ -190,13 +217,16 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for SledLogStore<C> {
     {
         // One batch: sled applies it atomically, so a crash never leaves a hole inside it.
         let mut batch = sled::Batch::default();
+        let mut added = 0u64;
         for entry in entries {
             let log_id = entry.get_log_id();
             let bytes = serde_json::to_vec(&entry)
                 .map_err(|e| StorageIOError::write_log_entry(log_id.clone(), &e))?;
+            added += bytes.len() as u64;
             batch.insert(&index_key(log_id.index), bytes);
         }
         self.logs.apply_batch(batch).map_err(|e| StorageIOError::write_logs(&e))?;
+        self.bytes.fetch_add(added, Ordering::Relaxed);
         // Acknowledge only what is on disk.
         match self.flush().await {
             Ok(()) => {

@@ -120,3 +120,28 @@ async fn truncate_survives_reopen_and_leaves_no_hole() -> Result<()> {
     assert_eq!(log.get_log_state().await?.last_log_id, Some(log_id(2, 5)));
     Ok(())
 }
+
+#[tokio::test]
+async fn the_log_size_follows_appends_purges_truncations_and_reopens() -> Result<()> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let dir = tempfile::tempdir()?;
+    let entries: Vec<Entry<C>> =
+        (1..=20).map(|i| normal(1, i, CounterCmd::add(&"x".repeat(i as usize * 10), 1))).collect();
+    let size = |e: &[Entry<C>]| -> u64 {
+        e.iter().map(|e| serde_json::to_vec(e).map_or(0, |v| v.len() as u64)).sum()
+    };
+    {
+        let (mut log, _sm) = gatehouse_raft::open::<Counters>(dir.path())?;
+        let bytes = log.log_bytes();
+        assert_eq!(bytes.load(Relaxed), 0);
+        log.blocking_append(entries.clone()).await?;
+        assert_eq!(bytes.load(Relaxed), size(&entries));
+        log.purge(log_id(1, 5)).await?;
+        assert_eq!(bytes.load(Relaxed), size(&entries[5..]));
+        log.truncate(log_id(1, 16)).await?;
+        assert_eq!(bytes.load(Relaxed), size(&entries[5..15]));
+    }
+    let (log, _sm) = reopen(dir.path()).await?;
+    assert_eq!(log.log_bytes().load(Relaxed), size(&entries[5..15]), "recounted on open");
+    Ok(())
+}

@@ -224,3 +224,28 @@ fn fifty_clients_spread_evenly_over_the_slots() {
     assert_eq!(after.values().sum::<u64>(), 50, "{moved:?}");
     assert_eq!(after, spread, "sessions stay in their slot");
 }
+
+/// `scripts/demo.sh` runs `gh-demo-cluster`: it comes up, prints how to connect, and removes
+/// every namespace it made when it stops.
+#[test]
+fn the_demo_cluster_starts_prints_how_to_connect_and_cleans_up() {
+    if !require_root("the_demo_cluster_starts_prints_how_to_connect_and_cleans_up") {
+        return;
+    }
+    let out = std::process::Command::new(gatehouse_tests::cargo_bin("gh-demo-cluster"))
+        .env("DEMO_SECONDS", "1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("openconnect --protocol=anyconnect"), "{text}");
+    assert!(text.contains("--servercert pin-sha256:"), "{text}");
+    let cli = text
+        .split_whitespace()
+        .find(|w| w.starts_with("ghcdemo-") && w.ends_with("-cli"))
+        .unwrap_or_else(|| panic!("no client namespace in {text}"));
+    let base = cli.trim_end_matches("cli");
+    let list = std::process::Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let left = String::from_utf8_lossy(&list.stdout);
+    assert!(!left.contains(base), "namespaces of the demo remain: {left}");
+}

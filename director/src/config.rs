@@ -69,12 +69,7 @@ struct RawNode {
 impl DirectorConfig {
     /// Read and validate a config file.
     pub fn load(path: &Path) -> Result<DirectorConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: path.display().to_string(),
-            key: "-".into(),
-            message: format!("cannot read: {e}"),
-        })?;
-        DirectorConfig::parse(path, &text)
+        DirectorConfig::parse(path, &gatehouse_node::config::read_file(path)?)
     }
 
     /// Validate config text; `path` names the file in errors and anchors relative paths.

@@ -93,3 +93,16 @@ pub fn webvpn_cookie(head: &str) -> Option<String> {
         .find_map(|l| Some(l.strip_prefix("Set-Cookie: webvpn=")?.split(';').next()?.to_string()))
         .filter(|c| !c.is_empty())
 }
+
+/// The status line and the `Content-Length` (0 if absent) of a response head.
+pub fn status_and_length(head: &str) -> (String, usize) {
+    let status = head.lines().next().unwrap_or("").to_string();
+    let len = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string())
+        })
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    (status, len)
+}

@@ -19,7 +19,7 @@ use crate::process::{kill_and_reap, output_with_timeout, run_ok, signal_pid, too
 use crate::{cargo_bin, pin_sha256_of_cert_pem};
 use anyhow::{bail, Context, Result};
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -131,17 +131,23 @@ impl ClusterTopology {
         let mut t = format!(
             "{TEST_RAFT_TIMING}[slots]\npublic_interface = \"out0\"\ninside_interface = \"in0\"\nrenew_interval = \"100ms\"\nlease = \"1300ms\"\n",
         );
-        for s in 1..=self.n {
-            t.push_str(&format!(
-                "\n[[slot]]\nid = {s}\npublic_address = \"{}/24\"\ninside_address = \"{}/24\"\npool = \"10.{}.{}.0/24\"\nowner = {s}\nstandby = {}\n",
-                self.slot_ip(s),
-                self.slot_inside_ip(s),
-                220 + self.k,
-                144 + s,
-                s % self.n + 1
-            ));
-        }
+        t.push_str(&self.slot_tables(|s| format!("10.{}.{}.0/24", 220 + self.k, 144 + s), ""));
         t
+    }
+    /// One `[[slot]]` per node: slot i owned by node i, standby the next node, its pool
+    /// `pool(i)`, and `extra` keys in each.
+    pub fn slot_tables(&self, pool: impl Fn(usize) -> String, extra: &str) -> String {
+        (1..=self.n)
+            .map(|s| {
+                format!(
+                    "\n[[slot]]\nid = {s}\npublic_address = \"{}/24\"\ninside_address = \"{}/24\"\npool = \"{}\"\nowner = {s}\nstandby = {}\n{extra}",
+                    self.slot_ip(s),
+                    self.slot_inside_ip(s),
+                    pool(s),
+                    s % self.n + 1
+                )
+            })
+            .collect()
     }
     /// Which node namespaces hold `ip` right now.
     pub fn holders(&self, ip: Ipv4Addr) -> Vec<usize> {
@@ -622,43 +628,29 @@ fn director_args(topo: &ClusterTopology) -> Vec<String> {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        let dir = self.dir.path();
         for (k, c) in self.directors.iter_mut().enumerate() {
-            if let Some(c) = c.as_mut() {
-                let _ = signal_pid(c.id(), "KILL");
-                let _ = c.wait();
-            }
-            if std::thread::panicking() {
-                let log = std::fs::read_to_string(
-                    self.dir.path().join(format!("director-{}/director.log", k + 1)),
-                )
-                .unwrap_or_default();
-                let _ = std::io::Write::write_all(
-                    &mut std::io::stderr(),
-                    format!(
-                        "--- director {} log ---\n{}\n",
-                        k + 1,
-                        crate::openconnect::tail(&log, 40)
-                    )
-                    .as_bytes(),
-                );
-            }
+            let log = dir.join(format!("director-{}/director.log", k + 1));
+            stop_and_dump(c, &log, &format!("director {}", k + 1), 40);
         }
         for (k, c) in self.nodes.iter_mut().enumerate() {
-            if let Some(c) = c.as_mut() {
-                let _ = signal_pid(c.id(), "KILL");
-                let _ = c.wait();
-            }
-            if std::thread::panicking() {
-                let log = std::fs::read_to_string(
-                    self.dir.path().join(format!("node-{}/node.log", k + 1)),
-                )
-                .unwrap_or_default();
-                let _ = std::io::Write::write_all(
-                    &mut std::io::stderr(),
-                    format!("--- node {} log ---\n{}\n", k + 1, crate::openconnect::tail(&log, 60))
-                        .as_bytes(),
-                );
-            }
+            let log = dir.join(format!("node-{}/node.log", k + 1));
+            stop_and_dump(c, &log, &format!("node {}", k + 1), 60);
         }
+    }
+}
+
+/// Kill a cluster process; when a test is failing, print the tail of its log to stderr.
+fn stop_and_dump(c: &mut Option<Child>, log: &Path, label: &str, lines: usize) {
+    if let Some(c) = c.as_mut() {
+        let _ = signal_pid(c.id(), "KILL");
+        let _ = c.wait();
+    }
+    if std::thread::panicking() {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            format!("--- {label} log ---\n{}\n", crate::openconnect::tail(&text, lines)).as_bytes(),
+        );
     }
 }

@@ -4,12 +4,14 @@
 
 use std::process::Command;
 
-fn run(cfg: &str) -> (Option<i32>, String) {
+/// `gatehouse <cmd> --config FILE` on `cfg` written to a temporary `node.toml`: the exit code
+/// and stderr (the directory shown as `DIR`).
+fn gatehouse(cmd: &str, cfg: &str) -> (Option<i32>, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("node.toml");
     std::fs::write(&path, cfg).unwrap();
     let out = Command::new(gatehouse_tests::cargo_bin("gatehouse"))
-        .args(["run", "--config"])
+        .args([cmd, "--config"])
         .arg(&path)
         .output()
         .unwrap();
@@ -46,7 +48,7 @@ fn bad_configs_exit_64_naming_file_key_and_accepted_values() {
         ("this is not toml".to_string(), "line 1"),
     ];
     for (cfg, key) in cases {
-        let (code, err) = run(&cfg);
+        let (code, err) = gatehouse("run", &cfg);
         assert_eq!(code, Some(64), "{key}: {err}");
         assert!(err.contains("DIR/node.toml"), "names the file: {err}");
         assert!(err.contains(key), "names {key}: {err}");
@@ -55,13 +57,6 @@ fn bad_configs_exit_64_naming_file_key_and_accepted_values() {
 
 #[test]
 fn check_accepts_a_good_config() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("node.toml");
-    std::fs::write(&path, GOOD).unwrap();
-    let st = Command::new(gatehouse_tests::cargo_bin("gatehouse"))
-        .args(["check", "--config"])
-        .arg(&path)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let (code, err) = gatehouse("check", GOOD);
+    assert_eq!(code, Some(0), "{err}");
 }

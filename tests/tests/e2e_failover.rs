@@ -33,6 +33,25 @@ fn wait_holder(topo: &ClusterTopology, slot: usize, node: usize, dead: &[usize])
 }
 
 /// `ping -i 0.01 -D` from the client to the lan host, into a file.
+/// A 3-node cluster with slots (address block `k`), slot 1 on node 1, and the real openconnect
+/// connected to slot 1's address; the inner address it got.
+fn connected_to_slot_1(tag: &str, k: u8) -> (ClusterTopology, Cluster, Openconnect, String) {
+    let topo = ClusterTopology::new(tag, k, 3).unwrap();
+    let cluster = Cluster::start_with(&topo, &[], &topo.slots_toml()).unwrap();
+    wait_holder(&topo, 1, 1, &[]);
+    let mut oc = Openconnect::builder_in(
+        &topo.client_ns(),
+        &topo.lan_cidr(),
+        topo.slot_ip(1),
+        PORT,
+        &cluster.pins[0],
+    )
+    .spawn()
+    .unwrap();
+    let ip = oc.wait_event("connect", CONNECT).expect("connected to slot 1");
+    (topo, cluster, oc, ip)
+}
+
 fn start_ping(topo: &ClusterTopology, out: &std::path::Path) -> Child {
     topo.exec(
         &topo.client_ns(),
@@ -70,19 +89,7 @@ fn session(cluster: &Cluster, node: usize) -> serde_json::Value {
 
 fn failover(kill: bool) {
     let tag = if kill { "fokill" } else { "foswitch" };
-    let topo = ClusterTopology::new(tag, if kill { 5 } else { 6 }, 3).unwrap();
-    let mut cluster = Cluster::start_with(&topo, &[], &topo.slots_toml()).unwrap();
-    wait_holder(&topo, 1, 1, &[]);
-    let mut oc = Openconnect::builder_in(
-        &topo.client_ns(),
-        &topo.lan_cidr(),
-        topo.slot_ip(1),
-        PORT,
-        &cluster.pins[0],
-    )
-    .spawn()
-    .unwrap();
-    let ip = oc.wait_event("connect", CONNECT).expect("connected to slot 1");
+    let (topo, mut cluster, mut oc, ip) = connected_to_slot_1(tag, if kill { 5 } else { 6 });
     let before = session(&cluster, 2);
     assert_eq!(before["tunnels"][0]["node"], 1);
     let dir = tempfile::tempdir().unwrap();
@@ -205,19 +212,7 @@ fn drills_report_no_lost_session_and_no_relogin() {
     if !require_root("drills_report_no_lost_session_and_no_relogin") {
         return;
     }
-    let topo = ClusterTopology::new("fodrill", 9, 3).unwrap();
-    let cluster = Cluster::start_with(&topo, &[], &topo.slots_toml()).unwrap();
-    wait_holder(&topo, 1, 1, &[]);
-    let mut oc = Openconnect::builder_in(
-        &topo.client_ns(),
-        &topo.lan_cidr(),
-        topo.slot_ip(1),
-        PORT,
-        &cluster.pins[0],
-    )
-    .spawn()
-    .unwrap();
-    let ip = oc.wait_event("connect", CONNECT).expect("connected to slot 1");
+    let (topo, cluster, mut oc, ip) = connected_to_slot_1("fodrill", 9);
     // Keep traffic flowing so the tunnel is busy during the moves.
     let dir = tempfile::tempdir().unwrap();
     let mut ping = start_ping(&topo, &dir.path().join("ping.txt"));

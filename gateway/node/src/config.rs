@@ -349,15 +349,19 @@ pub fn relative_to(config: &Path, p: &str) -> PathBuf {
     }
 }
 
+/// Read a config file (node or director); the error names the file.
+pub fn read_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.display().to_string(),
+        key: "-".into(),
+        message: format!("cannot read: {e}"),
+    })
+}
+
 impl Config {
     /// Read and validate a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: path.display().to_string(),
-            key: "-".into(),
-            message: format!("cannot read: {e}"),
-        })?;
-        Config::parse(path, &text)
+        Config::parse(path, &read_file(path)?)
     }
 
     /// Validate config text; `path` names the file in errors and anchors relative paths.

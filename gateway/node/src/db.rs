@@ -59,7 +59,7 @@ pub async fn drill_move(
     addr: &str,
     m: &crate::slots::drill::DrillMove,
 ) -> Result<crate::slots::drill::DrillMoveReply, crate::cluster::network::CallError> {
-    store.network.peer(owner, addr).drill_move(m).await
+    store.committer.network.peer(owner, addr).drill_move(m).await
 }
 
 /// Why a write did not commit.
@@ -73,13 +73,11 @@ pub enum ProposeError {
 /// The node's handle on the replicated session db.
 #[derive(Clone)]
 pub struct SessionStore {
-    raft: openraft::Raft<Tc>,
     state: SharedState<Replicated>,
+    /// The Raft handle, the network and the write timeout live here.
     committer: Committer,
     batches: mpsc::UnboundedSender<Pending>,
     node_id: u64,
-    network: GrpcNetwork,
-    write_timeout: Duration,
     clock: crate::clock::Clock,
 }
 
@@ -150,26 +148,17 @@ impl SessionStore {
             }
         }
         let write_timeout = cluster.map_or(Duration::from_secs(3), |c| c.write_timeout);
-        let committer =
-            Committer { raft: raft.clone(), applied, network: network.clone(), write_timeout };
+        tokio::spawn(snapshot_when_log_is_large(raft.clone(), log_bytes));
+        let committer = Committer { raft, applied, network, write_timeout };
         let (batches, rx) = mpsc::unbounded_channel();
         tokio::spawn(run_batcher(committer.clone(), rx));
-        tokio::spawn(snapshot_when_log_is_large(raft.clone(), log_bytes));
-        Ok(SessionStore {
-            raft,
-            state,
-            committer,
-            batches,
-            node_id,
-            network,
-            write_timeout,
-            clock: crate::clock::Clock::new(),
-        })
+        Ok(SessionStore { state, committer, batches, node_id, clock: crate::clock::Clock::new() })
     }
 
     /// Wait until a leader is known.
     pub async fn wait_leader(&self, limit: Duration) -> Result<()> {
-        self.raft
+        self.committer
+            .raft
             .wait(Some(limit))
             .metrics(|mm| mm.current_leader.is_some(), "a leader is known")
             .await
@@ -190,16 +179,12 @@ impl SessionStore {
         let r = if self.batches.send(Pending { cmd, done }).is_err() {
             Err(ProposeError::Unavailable("the session database is stopping".into()))
         } else {
-            match tokio::time::timeout(self.write_timeout, rx).await {
+            match tokio::time::timeout(self.committer.write_timeout, rx).await {
                 Ok(Ok(r)) => r,
                 Ok(Err(_)) => {
                     Err(ProposeError::Unavailable("the session database is stopping".into()))
                 }
-                Err(_) => Err(ProposeError::Unavailable(format!(
-                    "not committed within {} ms (no quorum reachable from node {})",
-                    self.write_timeout.as_millis(),
-                    self.node_id
-                ))),
+                Err(_) => Err(self.committer.timed_out(Some(self.node_id))),
             }
         };
         metrics::histogram!(m::COMMIT_SECONDS).record(t0.elapsed().as_secs_f64());
@@ -218,7 +203,7 @@ impl SessionStore {
 
     /// Whether this node currently leads the group (the one that proposes timer expiries).
     pub fn is_leader(&self) -> bool {
-        self.raft.metrics().borrow().current_leader == Some(self.node_id)
+        self.committer.raft.metrics().borrow().current_leader == Some(self.node_id)
     }
 
     /// This node's id.
@@ -228,12 +213,12 @@ impl SessionStore {
 
     /// The Raft handle (cluster service, admin).
     pub fn raft(&self) -> &openraft::Raft<Tc> {
-        &self.raft
+        &self.committer.raft
     }
 
     /// Stop Raft (every acknowledged write is already on disk).
     pub async fn shutdown(&self) {
-        if let Err(e) = self.raft.shutdown().await {
+        if let Err(e) = self.committer.raft.shutdown().await {
             tracing::warn!("raft shutdown: {e}");
         }
     }
@@ -267,10 +252,7 @@ async fn run_batcher(c: Committer, mut rx: mpsc::UnboundedReceiver<Pending>) {
             let n = cmds.len();
             let r = match tokio::time::timeout(c.write_timeout, c.commit(cmds)).await {
                 Ok(r) => r,
-                Err(_) => Err(ProposeError::Unavailable(format!(
-                    "not committed within {} ms",
-                    c.write_timeout.as_millis()
-                ))),
+                Err(_) => Err(c.timed_out(None)),
             };
             let r = r.and_then(|outcomes| {
                 if outcomes.len() == n {
@@ -322,6 +304,15 @@ async fn snapshot_when_log_is_large(
 }
 
 impl Committer {
+    /// The error of a write that did not commit within the write timeout.
+    fn timed_out(&self, node: Option<u64>) -> ProposeError {
+        let ms = self.write_timeout.as_millis();
+        ProposeError::Unavailable(match node {
+            Some(n) => format!("not committed within {ms} ms (no quorum reachable from node {n})"),
+            None => format!("not committed within {ms} ms"),
+        })
+    }
+
     /// Commit `cmds` as one entry: on the leader directly, on a follower by forwarding.
     async fn commit(&self, cmds: Vec<Command>) -> Result<Vec<Outcome>, ProposeError> {
         let mut backoff = Duration::from_millis(20);

@@ -1,5 +1,6 @@
 //! Group commit in `SessionStore::propose`: writes proposed concurrently on one node share log
 //! entries, and every proposer still gets the outcome of its own command.
+#![allow(clippy::unwrap_used)]
 
 use gatehouse_core::{
     Command, NewSession, Outcome, PoolRange, SessionTimers, TokenHash, UnixMillis,
@@ -33,12 +34,19 @@ fn login(n: u64, pool: &PoolRange) -> Command {
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_writes_share_entries_and_each_gets_its_own_outcome() {
+/// A one-node store in a temporary directory (kept as long as the first value lives), its
+/// leader elected, and a /16 pool.
+async fn single_node() -> (tempfile::TempDir, SessionStore, PoolRange) {
     let dir = tempfile::tempdir().unwrap();
     let store = SessionStore::open(1, dir.path(), None).await.unwrap();
     store.wait_leader(Duration::from_secs(10)).await.unwrap();
     let pool = PoolRange::from_cidr("p", Ipv4Addr::new(10, 9, 0, 0), 16).unwrap();
+    (dir, store, pool)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_share_entries_and_each_gets_its_own_outcome() {
+    let (_dir, store, pool) = single_node().await;
     let before = store.raft().metrics().borrow().last_log_index.unwrap_or(0);
 
     const N: u64 = 400;
@@ -68,10 +76,7 @@ async fn concurrent_writes_share_entries_and_each_gets_its_own_outcome() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_command_in_a_batch_does_not_fail_the_others() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SessionStore::open(1, dir.path(), None).await.unwrap();
-    store.wait_leader(Duration::from_secs(10)).await.unwrap();
-    let pool = PoolRange::from_cidr("p", Ipv4Addr::new(10, 9, 0, 0), 16).unwrap();
+    let (_dir, store, pool) = single_node().await;
     // An expiry of a session that does not exist is refused by `apply`; logins around it in
     // the same batches still commit.
     let tasks: Vec<_> = (0..50u64)

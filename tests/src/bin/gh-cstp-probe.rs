@@ -61,14 +61,7 @@ async fn read_response<S: AsyncReadExt + Unpin>(s: &mut S) -> Result<(String, St
         buf.extend_from_slice(&b[..n]);
     };
     let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-    let status = head.lines().next().unwrap_or("").to_string();
-    let len = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string())
-        })
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(0);
+    let (status, len) = anyconnect::status_and_length(&head);
     let mut body = buf[end..].to_vec();
     while body.len() < len {
         let n = s.read(&mut b).await?;

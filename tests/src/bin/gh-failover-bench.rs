@@ -120,17 +120,10 @@ fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) 
 fn slots_toml(topo: &ClusterTopology) -> String {
     let mut t = String::from("[slots]\npublic_interface = \"out0\"\ninside_interface = \"in0\"\n");
     let _ = writeln!(t, "renew_interval = \"{RENEW_MS}ms\"\nlease = \"{LEASE_MS}ms\"");
-    for s in 1..=topo.nodes() {
-        let _ = write!(
-            t,
-            "\n[[slot]]\nid = {s}\npublic_address = \"{}/24\"\ninside_address = \"{}/24\"\npool = \"10.{}.{}.0/21\"\nowner = {s}\nstandby = {}\ncapacity = 4000\n",
-            topo.slot_ip(s),
-            topo.slot_inside_ip(s),
-            220 + K,
-            160 + 8 * (s - 1),
-            s % topo.nodes() + 1
-        );
-    }
+    t.push_str(&topo.slot_tables(
+        |s| format!("10.{}.{}.0/21", 220 + K, 160 + 8 * (s - 1)),
+        "capacity = 4000\n",
+    ));
     t
 }
 

@@ -103,14 +103,7 @@ async fn read_response(s: &mut Tls) -> Result<(String, String)> {
         }
     }
     let head = String::from_utf8_lossy(&head).into_owned();
-    let status = head.lines().next().unwrap_or("").to_string();
-    let len = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string())
-        })
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(0);
+    let (status, len) = anyconnect::status_and_length(&head);
     if len > 0 {
         let mut body = vec![0u8; len.min(1024 * 1024)];
         s.read_exact(&mut body).await?;

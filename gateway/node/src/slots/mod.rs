@@ -102,7 +102,7 @@ pub async fn run(node: Arc<Node>) {
     let mut applied = node.db.applied();
     let mut leader_task: Option<tokio::task::JoinHandle<()>> = None;
     let mut leader_since: Option<MonoMillis> = None;
-    let mut seen = ownership(&node.db.read(|db| db.slots().clone()));
+    let mut seen = node.db.read(|db| ownership(db.slots()));
     loop {
         // Besides the renew tick, the manager wakes when the slot table changes hands (a
         // standby takes over the moment the assignment applies), when a lease it watches
@@ -120,7 +120,8 @@ pub async fn run(node: Arc<Node>) {
                 if r.is_err() {
                     return;
                 }
-                let now = ownership(&node.db.read(|db| db.slots().clone()));
+                // Every apply wakes this arm: compare owners without copying the table.
+                let now = node.db.read(|db| ownership(db.slots()));
                 if now == seen {
                     continue;
                 }
@@ -136,12 +137,12 @@ pub async fn run(node: Arc<Node>) {
                 return;
             }
         }
+        let table = node.db.read(|db| db.slots().clone());
         if node.db.is_leader() {
             let since = *leader_since.get_or_insert(node.clock.mono());
             if leader_task.as_ref().is_none_or(|t: &tokio::task::JoinHandle<()>| t.is_finished()) {
                 // Proposals never hold up the renew/fencing loop below.
-                let (node2, specs, table) =
-                    (node.clone(), sc.slots.clone(), node.db.read(|db| db.slots().clone()));
+                let (node2, specs, table) = (node.clone(), sc.slots.clone(), table.clone());
                 leader_task = Some(tokio::spawn(async move {
                     leader_duties(&node2, &specs, &table, lease_ms, since).await;
                 }));
@@ -151,7 +152,6 @@ pub async fn run(node: Arc<Node>) {
         }
         let now = node.clock.unix();
         let mono = node.clock.mono();
-        let table = node.db.read(|db| db.slots().clone());
         for spec in &sc.slots {
             let Some(slot) = table.get(spec.id) else { continue };
             let held = node.local_slots.held.lock().ok().and_then(|h| h.get(&spec.id).copied());

@@ -18,8 +18,9 @@ pub use session::{
     Counters, EndReason, ParentSession, TokenHash, TunnelId, TunnelKind, TunnelRecord,
 };
 pub use sessiondb::{
-    AttachTunnel, Command, DetachTunnel, Ended, Member, NewSession, Outcome, Rejection, SessionDb,
-    SlotRef,
+    AttachTunnel, Attached, Command, DetachTunnel, Detached, EndSessions, Ended, Endings, Expire,
+    Heartbeat, LoggedIn, Member, NewSession, NodeDown, Outcome, OutcomeMismatch, Proposal,
+    Rejection, SessionDb, SlotChange, SlotRef,
 };
 pub use slot::{Slot, SlotCommand, SlotRefusal, SlotSpec, SlotTable};
 pub use time::{MonoMillis, UnixMillis};

@@ -520,14 +520,15 @@ impl Harness {
             Op::End { indices, admin } => {
                 let indices: Vec<u64> = indices.iter().map(|p| self.model.pick_index(p)).collect();
                 let reason = if *admin { EndReason::AdminLogoff } else { EndReason::UserRequested };
-                let out = self.apply(Command::End { at, indices: indices.clone(), reason })?;
+                let out =
+                    self.apply(Command::End(EndSessions { at, indices: indices.clone(), reason }))?;
                 let ended: Vec<u64> =
                     indices.into_iter().filter(|&i| self.model.end(i, reason)).collect();
                 ensure_eq!(out, Outcome::Ended { indices: ended }, "end");
             }
             Op::Expire(pick) => {
                 let index = self.model.pick_index(pick);
-                let out = self.apply(Command::Expire { at, index })?;
+                let out = self.apply(Command::Expire(Expire { at, index }))?;
                 let expected = match self.model.live.get(&index) {
                     None => Outcome::Rejected(Rejection::NoSuchSession),
                     Some(s) => match s.due(now) {
@@ -665,6 +666,15 @@ impl Harness {
             ensure_eq!(db.lease(s.address), Some(s.index), "lease of {}", s.address);
         }
         ensure_eq!(db.lease_count(), db.len(), "lease count");
+
+        // The counts gauges and directors read are kept by `apply`; they equal a scan.
+        let active = db.sessions().filter(|s| s.inactive_since.is_none()).count();
+        ensure_eq!(db.active_count(), active, "active count");
+        let mut per_slot = BTreeMap::new();
+        for id in db.sessions().filter_map(|s| s.slot) {
+            *per_slot.entry(id).or_insert(0u32) += 1;
+        }
+        ensure_eq!(db.slot_sessions(), per_slot, "sessions per slot");
         for p in [pool(false), pool(true)] {
             for a in u32::from(p.first)..=u32::from(p.last) {
                 let a = Ipv4Addr::from(a);
@@ -695,7 +705,11 @@ impl Harness {
             m.live.iter().filter_map(|(&i, s)| s.deadline().map(|(t, _)| (UnixMillis(t), i))).min();
         ensure_eq!(db.next_deadline(), next, "next_deadline");
 
-        // The journal of endings.
+        // The journal of endings, read in one go as a node's follower does.
+        let e = db.endings_after(self.seen_seq);
+        let want: Vec<(u64, EndReason)> =
+            self.model.journal.iter().map(|&(i, r, _)| (i, r)).collect();
+        ensure_eq!((e.ended, e.next, e.missed), (want, db.end_seq(), 0), "endings_after");
         let journal: Vec<(u64, EndReason, u64)> =
             db.ended_since(self.seen_seq).map(|e| (e.index, e.reason, e.at.0)).collect();
         ensure_eq!(journal, self.model.journal, "journal of endings");

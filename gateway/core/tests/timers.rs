@@ -159,7 +159,7 @@ fn inactivity_counts_only_while_no_ssl_tunnel_exists() {
         "active sessions never expire by inactivity"
     );
     assert_eq!(
-        db.apply(&Command::Expire { at: UnixMillis(1_000_000 * S), index }),
+        db.apply(&Command::Expire(Expire { at: UnixMillis(1_000_000 * S), index })),
         Outcome::Rejected(Rejection::NotExpired)
     );
 }
@@ -174,12 +174,12 @@ fn disconnected_timer_starts_when_last_ssl_tunnel_drops() {
     assert!(db.expired(UnixMillis(619 * S)).is_empty());
     assert_eq!(db.expired(UnixMillis(620 * S)), vec![(index, EndReason::DisconnectedTimeout)]);
     assert_eq!(
-        db.apply(&Command::Expire { at: UnixMillis(619 * S), index }),
+        db.apply(&Command::Expire(Expire { at: UnixMillis(619 * S), index })),
         Outcome::Rejected(Rejection::NotExpired),
         "an early Expire is refused"
     );
     assert_eq!(
-        db.apply(&Command::Expire { at: UnixMillis(620 * S), index }),
+        db.apply(&Command::Expire(Expire { at: UnixMillis(620 * S), index })),
         Outcome::Ended { indices: vec![index] }
     );
     assert!(db.get(index).is_none(), "disconnected timer deletes the session");
@@ -260,7 +260,7 @@ fn max_connect_time_ends_session_even_while_active() {
     assert_eq!(db.next_deadline(), Some((UnixMillis(3600 * S), index)));
     assert!(db.expired(UnixMillis(3599 * S)).is_empty());
     assert_eq!(db.expired(UnixMillis(3600 * S)), vec![(index, EndReason::MaxConnectTime)]);
-    db.apply(&Command::Expire { at: UnixMillis(3600 * S), index });
+    db.apply(&Command::Expire(Expire { at: UnixMillis(3600 * S), index }));
     assert!(db.get(index).is_none());
     assert_eq!(db.lease(addr), None);
 }
@@ -321,11 +321,11 @@ fn logoff_refuses_the_token_from_then_on() {
     let mut db = SessionDb::new();
     let (index, addr) = login(&mut db, 0, "alice", 1, timers(1800, None, None, 3));
     attach(&mut db, 1, 1, "x", 1);
-    let o = db.apply(&Command::End {
+    let o = db.apply(&Command::End(EndSessions {
         at: UnixMillis(5),
         indices: vec![index, 999],
         reason: EndReason::AdminLogoff,
-    });
+    }));
     assert_eq!(o, Outcome::Ended { indices: vec![index] });
     assert_eq!(attach(&mut db, 6, 1, "x", 2), Outcome::Rejected(Rejection::UnknownToken));
     assert_eq!(db.lease(addr), None);
@@ -390,14 +390,14 @@ fn a_silent_node_is_declared_down_and_its_sessions_become_inactive() {
     let mut db = SessionDb::new();
     let (index, addr) = login(&mut db, 0, "alice", 1, timers(1800, Some(60), None, 3));
     let id = tunnel_of(&attach(&mut db, 1 * S, 1, "198.51.100.7", 40000));
-    db.apply(&Command::Heartbeat { at: UnixMillis(2 * S), node: 1 });
+    db.apply(&Command::Heartbeat(Heartbeat { at: UnixMillis(2 * S), node: 1 }));
     assert_eq!(
-        db.apply(&Command::NodeDown { at: UnixMillis(4 * S), node: 1, grace_ms: 3 * S }),
+        db.apply(&Command::NodeDown(NodeDown { at: UnixMillis(4 * S), node: 1, grace_ms: 3 * S })),
         Outcome::Rejected(Rejection::NodeAlive),
         "a heartbeat within the grace period keeps the node up"
     );
     assert_eq!(
-        db.apply(&Command::NodeDown { at: UnixMillis(5 * S), node: 1, grace_ms: 3 * S }),
+        db.apply(&Command::NodeDown(NodeDown { at: UnixMillis(5 * S), node: 1, grace_ms: 3 * S })),
         Outcome::NodeDown { detached: vec![id] }
     );
     let s = db.get(index).unwrap();
@@ -410,7 +410,7 @@ fn a_silent_node_is_declared_down_and_its_sessions_become_inactive() {
     assert_eq!(db.get(index).unwrap().inactive_since, None);
     let m: Vec<_> = db.members().collect();
     assert_eq!(m[0].down_since, Some(UnixMillis(5 * S)));
-    db.apply(&Command::Heartbeat { at: UnixMillis(11 * S), node: 1 });
+    db.apply(&Command::Heartbeat(Heartbeat { at: UnixMillis(11 * S), node: 1 }));
     assert_eq!(db.members().next().unwrap().down_since, None, "a heartbeat brings it back");
 }
 

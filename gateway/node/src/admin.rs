@@ -105,8 +105,11 @@ impl pb::admin_server::Admin for AdminService {
         if indices.is_empty() {
             return Ok(Response::new(pb::LogoffReply { indices }));
         }
-        let cmd =
-            Command::End { at: self.node.clock.unix(), indices, reason: EndReason::AdminLogoff };
+        let cmd = Command::End(EndSessions {
+            at: self.node.clock.unix(),
+            indices,
+            reason: EndReason::AdminLogoff,
+        });
         match self.node.db.propose(cmd).await {
             Ok(Outcome::Ended { indices }) => {
                 tracing::info!(sessions = ?indices, "administrator logoff");

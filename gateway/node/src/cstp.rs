@@ -155,11 +155,11 @@ pub async fn run(
     match end {
         // The user logged out: the session ends, which also removes its tunnels.
         End::UserLogout => {
-            let cmd = Command::End {
+            let cmd = Command::End(EndSessions {
                 at: node.clock.unix(),
                 indices: vec![id.index],
                 reason: EndReason::UserRequested,
-            };
+            });
             if let Err(e) = node.db.propose(cmd).await {
                 tracing::warn!(tunnel = %id, "logout not committed: {e}");
             }

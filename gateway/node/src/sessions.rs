@@ -24,7 +24,9 @@ pub async fn run_member_duties(node: Arc<Node>) {
     loop {
         let now = node.clock.unix();
         if let Some(c) = &node.cfg.cluster {
-            if let Err(e) = node.db.propose(Command::Heartbeat { at: now, node: me }).await {
+            if let Err(e) =
+                node.db.propose(Command::Heartbeat(Heartbeat { at: now, node: me })).await
+            {
                 tracing::debug!("heartbeat not committed: {e}");
             }
             if node.db.is_leader() {
@@ -39,7 +41,7 @@ pub async fn run_member_duties(node: Arc<Node>) {
                 for id in silent {
                     match node
                         .db
-                        .propose(Command::NodeDown { at: now, node: id, grace_ms: grace })
+                        .propose(Command::NodeDown(NodeDown { at: now, node: id, grace_ms: grace }))
                         .await
                     {
                         Ok(gatehouse_core::Outcome::NodeDown { detached }) => {
@@ -111,7 +113,7 @@ pub async fn run_session_timers(node: Arc<Node>) {
         if node.db.is_leader() {
             let due = node.db.read(|db| db.expired(now));
             for (index, _) in due {
-                if let Err(e) = node.db.propose(Command::Expire { at: now, index }).await {
+                if let Err(e) = node.db.propose(Command::Expire(Expire { at: now, index })).await {
                     tracing::warn!(session = index, "expiry not committed: {e}");
                 }
             }

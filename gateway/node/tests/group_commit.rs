@@ -83,7 +83,7 @@ async fn a_refused_command_in_a_batch_does_not_fail_the_others() {
         .map(|n| {
             let store = store.clone();
             let cmd = if n % 5 == 0 {
-                Command::Expire { at: UnixMillis(1_800_000_000_000), index: 1_000_000 + n }
+                Command::Expire(Expire { at: UnixMillis(1_800_000_000_000), index: 1_000_000 + n })
             } else {
                 login(n, &pool)
             };

@@ -187,7 +187,7 @@ pub async fn run(node: Arc<Node>) {
                     let (node2, tx2, epoch, id) = (node.clone(), tx.clone(), slot.epoch, spec.id);
                     tokio::spawn(async move {
                         let proposed = node2.clock.mono();
-                        let cmd = Command::Slot {
+                        let cmd = Command::Slot(SlotChange {
                             at: node2.clock.unix(),
                             cmd: SlotCommand::Renew {
                                 slot: id,
@@ -195,7 +195,7 @@ pub async fn run(node: Arc<Node>) {
                                 epoch,
                                 lease_ms,
                             },
-                        };
+                        });
                         let result = node2.db.propose(cmd).await.map_err(|e| e.to_string());
                         let _ = tx2.send(Renewed { slot: id, epoch, proposed, result });
                     });
@@ -284,7 +284,10 @@ async fn leader_duties(
     let now = node.clock.unix();
     for spec in specs {
         if table.get(spec.id).map(|s| &s.spec) != Some(spec) {
-            let cmd = Command::Slot { at: now, cmd: SlotCommand::Define { spec: spec.clone() } };
+            let cmd = Command::Slot(SlotChange {
+                at: now,
+                cmd: SlotCommand::Define { spec: spec.clone() },
+            });
             if let Err(e) = node.db.propose(cmd).await {
                 tracing::debug!(slot = spec.id, "slot definition not committed: {e}");
             }
@@ -326,7 +329,7 @@ async fn leader_duties(
             continue;
         }
         let Some(to) = successor(s, &healthy, &owned) else { continue };
-        let cmd = Command::Slot {
+        let cmd = Command::Slot(SlotChange {
             at: now,
             // The first lease is twice as long: the new owner's renewals queue behind the
             // reconnect storm of the slot's clients.
@@ -336,7 +339,7 @@ async fn leader_duties(
                 from_epoch: s.epoch,
                 lease_ms: lease_ms * 2,
             },
-        };
+        });
         match node.db.propose(cmd).await {
             Ok(Outcome::Slot { epoch }) => {
                 metrics::counter!(crate::metrics::FAILOVERS).increment(1);
@@ -439,10 +442,10 @@ pub async fn switch(node: &Node, slot: u32) -> Result<u64, String> {
         ));
     }
     drop_addresses(node, &spec, "graceful switchover");
-    let cmd = Command::Slot {
+    let cmd = Command::Slot(SlotChange {
         at: node.clock.unix(),
         cmd: SlotCommand::Release { slot, node: node.db.node_id(), epoch },
-    };
+    });
     match node.db.propose(cmd).await {
         Ok(Outcome::Slot { epoch }) => Ok(epoch),
         Ok(o) => Err(format!("release refused: {o:?}")),

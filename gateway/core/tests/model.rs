@@ -675,6 +675,14 @@ impl Harness {
             *per_slot.entry(id).or_insert(0u32) += 1;
         }
         ensure_eq!(db.slot_sessions(), per_slot, "sessions per slot");
+        let mut by_node: BTreeMap<u64, Vec<TunnelId>> = BTreeMap::new();
+        for t in db.sessions().flat_map(|s| s.tunnels.iter()) {
+            by_node.entry(t.node).or_default().push(t.id);
+        }
+        for (node, mut ids) in by_node {
+            ids.sort();
+            ensure_eq!(db.tunnels_on(node).collect::<Vec<_>>(), ids, "tunnels on node {node}");
+        }
         for p in [pool(false), pool(true)] {
             for a in u32::from(p.first)..=u32::from(p.last) {
                 let a = Ipv4Addr::from(a);

@@ -9,8 +9,8 @@
 
 use crate::node::{Node, Stopping};
 use gatehouse_core::{
-    Command, Counters, EndReason, MonoMillis, Outcome, ParentSession, SessionDb, TunnelId,
-    TunnelKind, UnixMillis,
+    Counters, EndReason, EndSessions, MonoMillis, ParentSession, SessionDb, TunnelId, TunnelKind,
+    UnixMillis,
 };
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -105,17 +105,13 @@ impl pb::admin_server::Admin for AdminService {
         if indices.is_empty() {
             return Ok(Response::new(pb::LogoffReply { indices }));
         }
-        let cmd = Command::End(EndSessions {
-            at: self.node.clock.unix(),
-            indices,
-            reason: EndReason::AdminLogoff,
-        });
+        let cmd =
+            EndSessions { at: self.node.clock.unix(), indices, reason: EndReason::AdminLogoff };
         match self.node.db.propose(cmd).await {
-            Ok(Outcome::Ended { indices }) => {
+            Ok(indices) => {
                 tracing::info!(sessions = ?indices, "administrator logoff");
                 Ok(Response::new(pb::LogoffReply { indices }))
             }
-            Ok(other) => Err(Status::internal(format!("logoff: unexpected outcome {other:?}"))),
             Err(e) => Err(Status::unavailable(format!("logoff not committed, nothing ended: {e}"))),
         }
     }
@@ -326,7 +322,9 @@ pub fn session_view(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gatehouse_core::{AttachTunnel, GroupPolicy, NewSession, PoolRange, TokenHash};
+    use gatehouse_core::{
+        AttachTunnel, Command, GroupPolicy, NewSession, Outcome, PoolRange, TokenHash,
+    };
     use std::net::Ipv4Addr;
 
     const T0: u64 = 1_700_000_000_000;

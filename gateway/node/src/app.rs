@@ -75,7 +75,7 @@ pub async fn run(cfg: Config) -> Result<()> {
     tokio::spawn(sessions::follow_endings(node.clone()));
     tokio::spawn(sessions::run_session_timers(node.clone()));
     tokio::spawn(sessions::run_gauges(node.clone()));
-    control.spawn(sessions::run_member_duties(node.clone()));
+    control.spawn(crate::membership::run_member_duties(node.clone()));
     let slots_task =
         control.spawn(crate::slots::run(node.clone())).context("control-plane runtime stopped")?;
     let _ = node_cell.set(node.clone());

@@ -11,8 +11,8 @@ use crate::token;
 use crate::tunnels::{LocalTunnel, TunnelCtl, TunnelStats};
 use bytes::{Bytes, BytesMut};
 use gatehouse_core::{
-    AttachTunnel, Command, DetachTunnel, EndReason, Outcome, Rejection, TunnelEvent, TunnelId,
-    TunnelKind, TunnelTimers, TunnelTimersConfig,
+    AttachTunnel, Command, DetachTunnel, EndReason, EndSessions, Outcome, Rejection, TunnelEvent,
+    TunnelId, TunnelKind, TunnelTimers, TunnelTimersConfig,
 };
 use gatehouse_proto::cstp::{self, DisconnectKind, FrameError, FrameType};
 use gatehouse_proto::http::{self, RequestHead};
@@ -86,7 +86,7 @@ pub async fn run(
         dst_port: local_port,
         slot,
     });
-    let (id, address, user, resumed) = match node.db.propose(attach).await {
+    let (id, address, user, resumed) = match node.db.propose_command(attach).await {
         Ok(Outcome::Attached { tunnel, address, user, replaced, resumed }) => {
             for r in replaced {
                 node.tunnels.send(r, TunnelCtl::Replaced);
@@ -160,7 +160,7 @@ pub async fn run(
                 indices: vec![id.index],
                 reason: EndReason::UserRequested,
             });
-            if let Err(e) = node.db.propose(cmd).await {
+            if let Err(e) = node.db.propose_command(cmd).await {
                 tracing::warn!(tunnel = %id, "logout not committed: {e}");
             }
         }
@@ -202,7 +202,7 @@ async fn detach(
     at: gatehouse_core::UnixMillis,
 ) {
     let cmd = Command::Detach(DetachTunnel { at, id, counters });
-    if let Err(e) = node.db.propose(cmd).await {
+    if let Err(e) = node.db.propose_command(cmd).await {
         tracing::warn!(tunnel = %id, "detach not committed: {e}");
     }
 }

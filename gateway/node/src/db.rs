@@ -10,7 +10,7 @@ use crate::cluster::{ClusterTls, ForwardReply};
 use crate::config::ClusterConfig;
 use crate::metrics as m;
 use anyhow::{Context, Result};
-use gatehouse_core::{Command, Outcome, SessionDb};
+use gatehouse_core::{Command, Outcome, OutcomeMismatch, Proposal, Rejection, SessionDb};
 use gatehouse_raft::{Request, SharedState, TypeConfig};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, Config};
@@ -62,12 +62,54 @@ pub async fn drill_move(
     store.committer.network.peer(owner, addr).drill_move(m).await
 }
 
-/// Why a write did not commit.
+/// Why a proposed command did not take effect.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ProposeError {
-    /// Raft could not commit the entry (no leader reachable, no quorum, shutting down).
-    #[error("session database unavailable: {0}")]
-    Unavailable(String),
+    /// It committed, and `apply` refused it; the state is unchanged.
+    #[error("refused: {0}")]
+    Refused(Rejection),
+    /// It did not commit (or its outcome could not be read back).
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+}
+
+/// Why a write did not commit, or did not come back.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Unavailable {
+    /// The session database is shutting down.
+    #[error("the session database is stopping")]
+    Stopping,
+    /// No commit within the write timeout (no leader reachable, or no quorum).
+    #[error("not committed within {ms} ms (no quorum reachable from node {node})")]
+    NoQuorum {
+        /// The write timeout.
+        ms: u64,
+        /// The proposing node.
+        node: u64,
+    },
+    /// A batch did not commit within the write timeout.
+    #[error("not committed within {ms} ms")]
+    TimedOut {
+        /// The write timeout.
+        ms: u64,
+    },
+    /// openraft refused the write (shutting down, membership change, storage error).
+    #[error("raft: {0}")]
+    Raft(std::sync::Arc<RaftError<u64, ClientWriteError<u64, BasicNode>>>),
+    /// The leader a follower forwarded to could not commit it (its error, as it sent it).
+    #[error("the leader could not commit it: {0}")]
+    Leader(String),
+    /// The outcomes did not match the batch (a replica of another version).
+    #[error("a batch of {sent} commands came back with {got} outcomes")]
+    BatchSize {
+        /// Commands sent.
+        sent: usize,
+        /// Outcomes received.
+        got: usize,
+    },
+    /// The outcome is not one the command can produce.
+    #[error(transparent)]
+    Mismatch(#[from] OutcomeMismatch),
 }
 
 /// The node's handle on the replicated session db.
@@ -84,7 +126,7 @@ pub struct SessionStore {
 /// A write waiting for its batch.
 struct Pending {
     cmd: Command,
-    done: oneshot::Sender<Result<Outcome, ProposeError>>,
+    done: oneshot::Sender<Result<Outcome, Unavailable>>,
 }
 
 /// Commits batches: on the leader through Raft, on a follower by forwarding to the leader.
@@ -166,24 +208,28 @@ impl SessionStore {
         Ok(())
     }
 
-    /// Propose a command; returns its outcome once committed and applied here. A follower
+    /// Propose a command; returns its reply once committed and applied here. A follower
     /// forwards it to the leader and waits until it has applied the entry itself, so a client
     /// that logs in on this node finds its session here on its next request. Fails after the
     /// write timeout (no leader reachable, or no quorum: a minority never commits).
     ///
     /// Commands proposed while this node's earlier batches are committing travel together in
     /// one log entry (one append, one disk flush, one AppendEntries per follower).
-    pub async fn propose(&self, cmd: Command) -> Result<Outcome, ProposeError> {
+    pub async fn propose<P: Proposal>(&self, p: P) -> Result<P::Reply, ProposeError> {
+        let outcome = self.propose_command(p.into()).await?;
+        P::reply(outcome).map_err(Unavailable::from)?.map_err(ProposeError::Refused)
+    }
+
+    /// Propose a command and return `apply`'s envelope (for replayed or mixed commands).
+    pub async fn propose_command(&self, cmd: Command) -> Result<Outcome, Unavailable> {
         let t0 = self.clock.instant_now();
         let (done, rx) = oneshot::channel();
         let r = if self.batches.send(Pending { cmd, done }).is_err() {
-            Err(ProposeError::Unavailable("the session database is stopping".into()))
+            Err(Unavailable::Stopping)
         } else {
             match tokio::time::timeout(self.committer.write_timeout, rx).await {
                 Ok(Ok(r)) => r,
-                Ok(Err(_)) => {
-                    Err(ProposeError::Unavailable("the session database is stopping".into()))
-                }
+                Ok(Err(_)) => Err(Unavailable::Stopping),
                 Err(_) => Err(self.committer.timed_out(Some(self.node_id))),
             }
         };
@@ -258,10 +304,7 @@ async fn run_batcher(c: Committer, mut rx: mpsc::UnboundedReceiver<Pending>) {
                 if outcomes.len() == n {
                     Ok(outcomes)
                 } else {
-                    Err(ProposeError::Unavailable(format!(
-                        "a batch of {n} commands came back with {} outcomes",
-                        outcomes.len()
-                    )))
+                    Err(Unavailable::BatchSize { sent: n, got: outcomes.len() })
                 }
             });
             match r {
@@ -305,16 +348,16 @@ async fn snapshot_when_log_is_large(
 
 impl Committer {
     /// The error of a write that did not commit within the write timeout.
-    fn timed_out(&self, node: Option<u64>) -> ProposeError {
-        let ms = self.write_timeout.as_millis();
-        ProposeError::Unavailable(match node {
-            Some(n) => format!("not committed within {ms} ms (no quorum reachable from node {n})"),
-            None => format!("not committed within {ms} ms"),
-        })
+    fn timed_out(&self, node: Option<u64>) -> Unavailable {
+        let ms = self.write_timeout.as_millis() as u64;
+        match node {
+            Some(node) => Unavailable::NoQuorum { ms, node },
+            None => Unavailable::TimedOut { ms },
+        }
     }
 
     /// Commit `cmds` as one entry: on the leader directly, on a follower by forwarding.
-    async fn commit(&self, cmds: Vec<Command>) -> Result<Vec<Outcome>, ProposeError> {
+    async fn commit(&self, cmds: Vec<Command>) -> Result<Vec<Outcome>, Unavailable> {
         let mut backoff = Duration::from_millis(20);
         loop {
             let mut tried = None;
@@ -336,7 +379,7 @@ impl Committer {
                                 return Ok(outcomes);
                             }
                             Some(Ok(ForwardReply::Failed(e))) => {
-                                return Err(ProposeError::Unavailable(e))
+                                return Err(Unavailable::Leader(e))
                             }
                             Some(Ok(ForwardReply::NotLeader { .. })) => {}
                             Some(Err(e)) => tracing::debug!(leader = id, "forward failed: {e}"),
@@ -344,7 +387,7 @@ impl Committer {
                         }
                     }
                 }
-                Err(e) => return Err(ProposeError::Unavailable(e.to_string())),
+                Err(e) => return Err(Unavailable::Raft(std::sync::Arc::new(e))),
             }
             // No leader known, or the one we tried failed: retry as soon as this node learns
             // of a new leader (an election), at the latest after the backoff.

@@ -17,6 +17,7 @@ pub mod dataplane;
 pub mod db;
 pub mod gateway;
 pub mod login;
+pub mod membership;
 pub mod metrics;
 pub mod node;
 pub mod sessions;

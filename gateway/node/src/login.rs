@@ -2,11 +2,12 @@
 //! This is the only place a password is checked. On success a parent session is created in
 //! one Raft entry and its token goes to the client as the `webvpn` cookie.
 
+use crate::db::ProposeError;
 use crate::gateway::bad_input;
 use crate::metrics as m;
 use crate::node::Node;
 use crate::token;
-use gatehouse_core::{Command, NewSession, Outcome};
+use gatehouse_core::{LoggedIn, NewSession};
 use gatehouse_proto::auth_xml::{self, ClientAuth, ClientAuthKind, FormSpec};
 use gatehouse_proto::http::{self, RequestHead};
 use std::net::SocketAddr;
@@ -149,7 +150,7 @@ async fn post(
             );
         }
     };
-    let cmd = Command::Login(NewSession {
+    let cmd = NewSession {
         at: node.clock.unix(),
         user: user.clone(),
         tunnel_group: group.clone(),
@@ -160,9 +161,9 @@ async fn post(
         client_version: a.version.clone().unwrap_or_default(),
         public_ip: peer.ip().to_string(),
         slot,
-    });
+    };
     match node.db.propose(cmd).await {
-        Ok(Outcome::LoggedIn { index, address, evicted }) => {
+        Ok(LoggedIn { index, address, evicted }) => {
             metrics::counter!(m::LOGINS, "result" => "ok").increment(1);
             tracing::info!(session = index, user = %user, %address, source = %peer.ip(), evicted = ?evicted, "login");
             let cookie = format!("webvpn={}; Secure; HttpOnly", tok.cookie);
@@ -177,22 +178,12 @@ async fn post(
                 auth_xml::auth_success(&tok.cookie, node.cfg.banner.as_deref()).as_bytes(),
             )
         }
-        Ok(Outcome::Rejected(r)) => {
+        Err(ProposeError::Refused(r)) => {
             metrics::counter!(m::LOGINS, "result" => "refused").increment(1);
             tracing::info!(user = %user, "login refused: {}", r.text());
             form(node, Some(r.text()), Some(&group))
         }
-        Ok(other) => {
-            tracing::error!("unexpected login outcome {other:?}");
-            metrics::counter!(m::LOGINS, "result" => "error").increment(1);
-            http::response(
-                503,
-                "Service Unavailable",
-                &[("X-Reason", "session database error")],
-                b"",
-            )
-        }
-        Err(e) => {
+        Err(ProposeError::Unavailable(e)) => {
             tracing::warn!(user = %user, "login not committed: {e}");
             metrics::counter!(m::LOGINS, "result" => "error").increment(1);
             http::response(

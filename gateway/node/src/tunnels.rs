@@ -56,16 +56,25 @@ pub struct LocalTunnel {
     pub stats: Arc<TunnelStats>,
 }
 
-/// Registry of local tunnels by session index.
+/// Registry of local tunnels by session index; keeps the `gatehouse_tunnels` gauge.
 #[derive(Default)]
 pub struct Tunnels {
     by_index: Mutex<HashMap<u64, Vec<LocalTunnel>>>,
+}
+
+fn kind_label(k: TunnelKind) -> &'static str {
+    match k {
+        TunnelKind::Ssl => "ssl",
+        TunnelKind::Dtls => "dtls",
+        TunnelKind::Quic => "quic",
+    }
 }
 
 impl Tunnels {
     /// Register a running tunnel.
     pub fn insert(&self, t: LocalTunnel) {
         if let Ok(mut m) = self.by_index.lock() {
+            metrics::gauge!(crate::metrics::TUNNELS, "kind" => kind_label(t.kind)).increment(1.0);
             m.entry(t.id.index).or_default().push(t);
         }
     }
@@ -74,6 +83,10 @@ impl Tunnels {
     pub fn remove(&self, id: TunnelId) {
         if let Ok(mut m) = self.by_index.lock() {
             if let Some(v) = m.get_mut(&id.index) {
+                for t in v.iter().filter(|t| t.id == id) {
+                    metrics::gauge!(crate::metrics::TUNNELS, "kind" => kind_label(t.kind))
+                        .decrement(1.0);
+                }
                 v.retain(|t| t.id != id);
                 if v.is_empty() {
                     m.remove(&id.index);
@@ -122,6 +135,11 @@ impl Tunnels {
             .lock()
             .map(|m| m.values().flatten().filter(|t| t.kind == kind).count())
             .unwrap_or(0)
+    }
+
+    /// Session indices with a tunnel here.
+    pub fn indices(&self) -> Vec<u64> {
+        self.by_index.lock().map(|m| m.keys().copied().collect()).unwrap_or_default()
     }
 
     /// Whether any tunnel is registered.

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use gatehouse_core::{
-    Command, NewSession, Outcome, PoolRange, SessionTimers, TokenHash, UnixMillis,
+    Command, Expire, NewSession, Outcome, PoolRange, SessionTimers, TokenHash, UnixMillis,
 };
 use gatehouse_node::db::SessionStore;
 use std::collections::BTreeSet;
@@ -53,7 +53,7 @@ async fn concurrent_writes_share_entries_and_each_gets_its_own_outcome() {
     let tasks: Vec<_> = (0..N)
         .map(|n| {
             let (store, cmd) = (store.clone(), login(n, &pool));
-            tokio::spawn(async move { (n, store.propose(cmd).await) })
+            tokio::spawn(async move { (n, store.propose_command(cmd).await) })
         })
         .collect();
     let mut addresses = BTreeSet::new();
@@ -87,7 +87,7 @@ async fn a_refused_command_in_a_batch_does_not_fail_the_others() {
             } else {
                 login(n, &pool)
             };
-            tokio::spawn(async move { (n, store.propose(cmd).await) })
+            tokio::spawn(async move { (n, store.propose_command(cmd).await) })
         })
         .collect();
     for t in tasks {

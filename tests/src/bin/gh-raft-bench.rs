@@ -423,7 +423,7 @@ async fn run(
                 }
                 let c = cmd(i);
                 let t = clock::now();
-                let r = store.propose(c).await;
+                let r = store.propose_command(c).await;
                 lat.push(t.elapsed());
                 match r {
                     Ok(o) if ok(&o) => {}

@@ -22,7 +22,7 @@ pub use journal::{Ended, Endings, ENDED_JOURNAL_LEN};
 pub use members::Member;
 pub use outcome::{Attached, Detached, LoggedIn, Outcome, OutcomeMismatch, Proposal, Rejection};
 
-use crate::session::{EndReason, ParentSession, TokenHash};
+use crate::session::{EndReason, ParentSession, TokenHash, TunnelId};
 use crate::slot::SlotTable;
 use crate::time::UnixMillis;
 use journal::Journal;
@@ -49,6 +49,8 @@ pub struct SessionDb {
     active: usize,
     /// Sessions per slot (directors' placement reads this on every change).
     per_slot: BTreeMap<u32, u32>,
+    /// Tunnel records by the node terminating them (each node checks its own).
+    by_node: BTreeMap<u64, BTreeSet<TunnelId>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -97,10 +99,11 @@ impl From<Persisted> for SessionDb {
 }
 
 /// What the derived indices knew of a session before a change (see [`SessionDb::reindex`]).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Before {
     deadline: Option<(UnixMillis, u64)>,
     active: bool,
+    tunnels: Vec<(u64, TunnelId)>,
 }
 
 impl SessionDb {
@@ -161,6 +164,9 @@ impl SessionDb {
         if let Some(id) = s.slot {
             *self.per_slot.entry(id).or_insert(0) += 1;
         }
+        for t in &s.tunnels {
+            self.by_node.entry(t.node).or_default().insert(t.id);
+        }
     }
 
     fn unindex_session(&mut self, s: &ParentSession) {
@@ -188,6 +194,18 @@ impl SessionDb {
                 }
             }
         }
+        for t in &s.tunnels {
+            self.unindex_tunnel(t.node, t.id);
+        }
+    }
+
+    fn unindex_tunnel(&mut self, node: u64, id: TunnelId) {
+        if let Some(set) = self.by_node.get_mut(&node) {
+            set.remove(&id);
+            if set.is_empty() {
+                self.by_node.remove(&node);
+            }
+        }
     }
 
     /// Take note of what the derived indices know of session `index` before changing it ...
@@ -196,6 +214,9 @@ impl SessionDb {
         Before {
             deadline: s.and_then(|s| s.next_deadline()).map(|(t, _)| (t, index)),
             active: s.is_some_and(|s| s.inactive_since.is_none()),
+            tunnels: s
+                .map(|s| s.tunnels.iter().map(|t| (t.node, t.id)).collect())
+                .unwrap_or_default(),
         }
     }
 
@@ -212,6 +233,14 @@ impl SessionDb {
             (true, false) => self.active -= 1,
             (false, true) => self.active += 1,
             _ => {}
+        }
+        let after: Vec<(u64, TunnelId)> =
+            s.map(|s| s.tunnels.iter().map(|t| (t.node, t.id)).collect()).unwrap_or_default();
+        for &(node, id) in before.tunnels.iter().filter(|t| !after.contains(t)) {
+            self.unindex_tunnel(node, id);
+        }
+        for &(node, id) in after.iter().filter(|t| !before.tunnels.contains(t)) {
+            self.by_node.entry(node).or_default().insert(id);
         }
     }
 
@@ -296,6 +325,11 @@ impl SessionDb {
     /// Sessions per slot (kept up to date by `apply`, not counted on each call).
     pub fn slot_sessions(&self) -> BTreeMap<u32, u32> {
         self.per_slot.clone()
+    }
+
+    /// The tunnels the replicated state records on `node`, in id order.
+    pub fn tunnels_on(&self, node: u64) -> impl Iterator<Item = TunnelId> + '_ {
+        self.by_node.get(&node).into_iter().flatten().copied()
     }
 
     /// Cluster members by id.

@@ -17,7 +17,9 @@ pub mod takeover;
 
 use crate::node::Node;
 use gatehouse_core::slot::successor;
-use gatehouse_core::{Command, MonoMillis, Outcome, Rejection, SlotCommand, SlotRef, SlotSpec};
+use gatehouse_core::{
+    Command, MonoMillis, Outcome, Rejection, SlotChange, SlotCommand, SlotRef, SlotSpec,
+};
 use std::collections::{BTreeMap, HashSet};
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
@@ -196,7 +198,7 @@ pub async fn run(node: Arc<Node>) {
                                 lease_ms,
                             },
                         });
-                        let result = node2.db.propose(cmd).await.map_err(|e| e.to_string());
+                        let result = node2.db.propose_command(cmd).await.map_err(|e| e.to_string());
                         let _ = tx2.send(Renewed { slot: id, epoch, proposed, result });
                     });
                 }
@@ -288,7 +290,7 @@ async fn leader_duties(
                 at: now,
                 cmd: SlotCommand::Define { spec: spec.clone() },
             });
-            if let Err(e) = node.db.propose(cmd).await {
+            if let Err(e) = node.db.propose_command(cmd).await {
                 tracing::debug!(slot = spec.id, "slot definition not committed: {e}");
             }
         }
@@ -340,7 +342,7 @@ async fn leader_duties(
                 lease_ms: lease_ms * 2,
             },
         });
-        match node.db.propose(cmd).await {
+        match node.db.propose_command(cmd).await {
             Ok(Outcome::Slot { epoch }) => {
                 metrics::counter!(crate::metrics::FAILOVERS).increment(1);
                 tracing::info!(slot = s.spec.id, to, epoch, from = ?s.owner.or(s.released_by), "slot assigned");
@@ -446,7 +448,7 @@ pub async fn switch(node: &Node, slot: u32) -> Result<u64, String> {
         at: node.clock.unix(),
         cmd: SlotCommand::Release { slot, node: node.db.node_id(), epoch },
     });
-    match node.db.propose(cmd).await {
+    match node.db.propose_command(cmd).await {
         Ok(Outcome::Slot { epoch }) => Ok(epoch),
         Ok(o) => Err(format!("release refused: {o:?}")),
         Err(e) => Err(e.to_string()),

@@ -1,0 +1,71 @@
+//! Member duties of a node in a cluster: its heartbeat through Raft, the leader's verdict on
+//! silent members, and detaching the tunnels the replicated state records on this node that
+//! do not run here.
+
+use crate::node::Node;
+use gatehouse_core::{DetachTunnel, Heartbeat, NodeDown, TunnelId};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A tunnel record younger than this may belong to a tunnel whose task is still starting.
+const STALE_AFTER_MS: u64 = 5_000;
+
+/// A member's periodic duties:
+/// - in a cluster, propose this node's heartbeat; as leader, declare members silent for
+///   `node_down_after` down, which detaches their tunnels (their clients resume elsewhere, or
+///   the disconnected timer runs);
+/// - detach tunnels the replicated state records on this node that do not run here: after a
+///   restart none of them exists, an attach whose client was refused may commit late, and a
+///   detach may have failed to commit. Only this node's own records are read (an index kept
+///   by `apply`), never the whole session table.
+pub async fn run_member_duties(node: Arc<Node>) {
+    let me = node.db.node_id();
+    let every = node.cfg.cluster.as_ref().map_or(Duration::from_secs(2), |c| c.heartbeat);
+    loop {
+        let now = node.clock.unix();
+        if let Some(c) = &node.cfg.cluster {
+            if let Err(e) = node.db.propose(Heartbeat { at: now, node: me }).await {
+                tracing::debug!("heartbeat not committed: {e}");
+            }
+            if node.db.is_leader() {
+                let grace = c.node_down_after.as_millis() as u64;
+                let silent: Vec<u64> = node.db.read(|db| {
+                    db.members()
+                        .filter(|m| m.id != me && m.down_since.is_none())
+                        .filter(|m| now.0 >= m.last_heartbeat.0.saturating_add(grace))
+                        .map(|m| m.id)
+                        .collect()
+                });
+                for id in silent {
+                    match node.db.propose(NodeDown { at: now, node: id, grace_ms: grace }).await {
+                        Ok(detached) => {
+                            tracing::warn!(
+                                member = id,
+                                tunnels = detached.len(),
+                                "member declared down"
+                            )
+                        }
+                        Err(e) => tracing::debug!("node-down not committed: {e}"),
+                    }
+                }
+            }
+        }
+        let stale: Vec<TunnelId> = node.db.read(|db| {
+            db.tunnels_on(me)
+                .filter(|id| !node.tunnels.contains(*id))
+                .filter(|id| {
+                    db.get(id.index)
+                        .and_then(|s| s.tunnels.iter().find(|t| t.id == *id))
+                        .is_some_and(|t| now.0 >= t.started.0.saturating_add(STALE_AFTER_MS))
+                })
+                .collect()
+        });
+        for id in stale {
+            let cmd = DetachTunnel { at: now, id, counters: Default::default() };
+            if let Err(e) = node.db.propose(cmd).await {
+                tracing::debug!(tunnel = %id, "could not detach a stale tunnel: {e}");
+            }
+        }
+        tokio::time::sleep(every).await;
+    }
+}

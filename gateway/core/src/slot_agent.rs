@@ -27,9 +27,10 @@
 //!   when it changed.
 //! - **Queries**: [`address_view`](SlotAgent::address_view).
 //!
-//! After every input or timeout the driver calls, in this order: `poll_action` until it
-//! returns `None` (performing the actions in order: an add must not overtake an earlier
-//! drop), `poll_view` (publish it), then `poll_timeout` (re-arm its one timer). Every method
+//! After every input or timeout the driver calls, in this order: `poll_view` (publish it
+//! first, so the listener stops answering for a slot before its address goes), `poll_action`
+//! until it returns `None` (performing the actions in order: an add must not overtake an
+//! earlier drop), then `poll_timeout` (re-arm its one timer). Every method
 //! takes `now` on both clocks ([`Now`]); the agent reads no clock.
 
 mod action;

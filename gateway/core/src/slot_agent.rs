@@ -235,11 +235,12 @@ impl SlotAgent {
         self.duty = None;
     }
 
-    /// The deadline of [`poll_timeout`](Self::poll_timeout) passed: renew, fence, and (as
-    /// leader) hand out lapsed slots. Does nothing when called before it.
+    /// The deadline of [`poll_timeout`](Self::poll_timeout) passed: one look at everything —
+    /// renew (when the renew tick is due), fence, take over, and (as leader) hand out lapsed
+    /// slots. Harmless when called early or twice: each rule checks `now` itself, and a
+    /// slot never has two renewals nor the leader two duties in flight.
     pub fn handle_timeout(&mut self, now: Now) {
-        let Some((due, _)) = self.poll_timeout() else { return };
-        if now.mono < due {
+        if self.stopped {
             return;
         }
         self.last = now;

@@ -453,3 +453,57 @@ fn address_view_tells_node_addresses_held_slots_and_moved_slots_apart() {
     assert_eq!(v.slot_for(Some(spec(1, 1, 2).public_ip)), Ok(Some(SlotRef { id: 1, epoch: 1 })));
     assert_eq!(a.poll_view(), None, "unchanged");
 }
+
+#[test]
+fn early_timeout_neither_renews_nor_fences_early() {
+    let (mut a, _) = owner_at_zero(1_000);
+    a.handle_renewed(at(5), 1, 1, MonoMillis(0), ProposalResult::NotApplied);
+    a.handle_timeout(at(100));
+    a.handle_timeout(at(100));
+    assert!(drain(&mut a).is_empty(), "the renew tick is at 150, the fence at 850");
+    a.handle_timeout(at(849));
+    let acts = drain(&mut a);
+    assert!(matches!(acts[..], [SlotAction::ProposeRenew { proposed_at: MonoMillis(849), .. }]));
+    a.handle_timeout(at(850));
+    assert!(matches!(
+        drain(&mut a)[..],
+        [SlotAction::DropAddresses { reason: DropReason::LeaseNotRenewed, .. }]
+    ));
+}
+
+/// As the node's driver does: the table and cluster view are fed again at every wake-up,
+/// right before the timeout.
+fn run_refreshing(
+    a: &mut SlotAgent,
+    t: &SlotTable,
+    cluster: &ClusterView,
+    until: u64,
+) -> Vec<(u64, SlotAction)> {
+    let mut out = Vec::new();
+    while let Some((d, _)) = a.poll_timeout() {
+        if d.0 > until {
+            break;
+        }
+        a.handle_table(at(d.0), t, cluster.clone());
+        a.handle_timeout(at(d.0));
+        out.extend(drain(a).into_iter().map(|x| (d.0, x)));
+    }
+    out
+}
+
+#[test]
+fn fence_and_lease_end_keep_their_time_when_inputs_arrive_at_every_wake() {
+    let (mut a, t) = owner_at_zero(1_000);
+    a.handle_renewed(at(5), 1, 1, MonoMillis(0), ProposalResult::NotApplied);
+    let acts = run_refreshing(&mut a, &t, &follower(), 2_000);
+    assert_eq!(drops(&acts), vec![(850, DropReason::LeaseNotRenewed)]);
+
+    let specs = [spec(1, 1, 2)];
+    let mut t = defined(&specs);
+    assign(&mut t, 0, 1, 1, 500);
+    let mut b = agent(2, &specs);
+    let cluster = leader(vec![member(1, 0), member(2, 0)]);
+    b.handle_table(at(0), &t, cluster.clone());
+    let acts = run_refreshing(&mut b, &t, &cluster, 600);
+    assert!(matches!(acts[..], [(501, SlotAction::ProposeAssign { node: 2, .. })]), "{acts:?}");
+}

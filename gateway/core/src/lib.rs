@@ -3,12 +3,14 @@
 //! the node drives it with `now` and carries out the actions it returns (STYLE.md "Shape").
 #![warn(missing_docs)]
 
+pub mod health;
 pub mod placement;
 pub mod policy;
 pub mod pool;
 pub mod session;
 pub mod sessiondb;
 pub mod slot;
+pub mod slot_agent;
 pub mod time;
 pub mod tunnel;
 

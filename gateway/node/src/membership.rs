@@ -3,6 +3,7 @@
 //! do not run here.
 
 use crate::node::Node;
+use gatehouse_core::health::newly_silent;
 use gatehouse_core::{DetachTunnel, Heartbeat, NodeDown, TunnelId};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,13 +30,8 @@ pub async fn run_member_duties(node: Arc<Node>) {
             }
             if node.db.is_leader() {
                 let grace = c.node_down_after.as_millis() as u64;
-                let silent: Vec<u64> = node.db.read(|db| {
-                    db.members()
-                        .filter(|m| m.id != me && m.down_since.is_none())
-                        .filter(|m| now.0 >= m.last_heartbeat.0.saturating_add(grace))
-                        .map(|m| m.id)
-                        .collect()
-                });
+                let silent =
+                    node.db.read(|db| newly_silent(db.members(), me, now, c.node_down_after));
                 for id in silent {
                     match node.db.propose(NodeDown { at: now, node: id, grace_ms: grace }).await {
                         Ok(detached) => {

@@ -2,6 +2,7 @@
 
 use crate::admin::pb;
 use crate::node::Node;
+use gatehouse_core::SlotSpec;
 use tonic::Status;
 
 /// Slots as seen by this node.
@@ -47,48 +48,50 @@ pub fn show(node: &Node) -> pb::FailoverReply {
 pub async fn switch(node: &Node, slot: u32) -> Result<pb::FailoverReply, Status> {
     match super::switch(node, slot).await {
         Ok(_) => Ok(show(node)),
-        Err(e) => Err(Status::failed_precondition(e)),
+        Err(e) => Err(Status::failed_precondition(e.to_string())),
     }
 }
 
 /// Drill crash: stop answering for our slots as a dead machine would, then exit at once.
+/// The slot worker does it after the interface changes already queued, so nothing it
+/// still had to add comes back after the fence; without a worker it happens here.
 pub fn crash(node: &Node) {
     if let Some(sc) = &node.cfg.slots {
-        for id in node.local_slots.live() {
-            if let Some(spec) = sc.slots.iter().find(|s| s.id == id) {
-                // Nothing more leaves from the slot address (no FIN, no RST) ...
-                let _ = std::process::Command::new("iptables")
-                    .args([
-                        "-I",
-                        "OUTPUT",
-                        "-s",
-                        &spec.public_ip.to_string(),
-                        "-m",
-                        "comment",
-                        "--comment",
-                        "gatehouse-drill-crash",
-                        "-j",
-                        "DROP",
-                    ])
-                    .status();
-                // ... and no ARP answer for it either.
-                let _ = super::takeover::remove_address(
-                    spec.public_ip,
-                    spec.public_prefix,
-                    &sc.public_interface,
-                );
-                if let Some(ip) = spec.inside_ip {
-                    let _ = super::takeover::remove_address(
-                        ip,
-                        spec.inside_prefix,
-                        &sc.inside_interface,
-                    );
-                }
-            }
+        let live = node.local_slots.live();
+        let specs: Vec<SlotSpec> =
+            sc.slots.iter().filter(|s| live.contains(&s.id)).cloned().collect();
+        if node.local_slots.send_job(super::worker::Job::Crash { specs: specs.clone() }) {
+            return;
         }
+        fence_for_crash(&specs, &sc.public_interface, &sc.inside_interface);
     }
     tracing::warn!("drill: crashing now");
     std::process::exit(137);
+}
+
+/// What a crash drill does to the slots it held: nothing more leaves from their addresses
+/// (no FIN, no RST), and no ARP answer comes for them either.
+pub(super) fn fence_for_crash(specs: &[SlotSpec], public_if: &str, inside_if: &str) {
+    for spec in specs {
+        let _ = std::process::Command::new("iptables")
+            .args([
+                "-I",
+                "OUTPUT",
+                "-s",
+                &spec.public_ip.to_string(),
+                "-m",
+                "comment",
+                "--comment",
+                "gatehouse-drill-crash",
+                "-j",
+                "DROP",
+            ])
+            .status();
+        let _ = super::takeover::remove_address(spec.public_ip, spec.public_prefix, public_if);
+        if let Some(ip) = spec.inside_ip {
+            let _ = super::takeover::remove_address(ip, spec.inside_prefix, inside_if);
+        }
+    }
 }
 
 /// Remove drill-crash rules a previous run left behind.

@@ -45,7 +45,7 @@ pub async fn execute(node: std::sync::Arc<Node>, m: DrillMove) -> DrillMoveReply
         });
         DrillMoveReply { error: None }
     } else {
-        DrillMoveReply { error: super::switch(&node, m.slot).await.err() }
+        DrillMoveReply { error: super::switch(&node, m.slot).await.err().map(|e| e.to_string()) }
     }
 }
 
@@ -84,7 +84,7 @@ pub async fn run(node: &Node, req: pb::DrillRequest) -> Result<pb::DrillReport, 
     let m = DrillMove { slot, crash: req.kill };
     let reply = if owner == node.db.node_id() {
         // Graceful switch run on the owner itself (`kill` was refused above).
-        DrillMoveReply { error: super::switch(node, slot).await.err() }
+        DrillMoveReply { error: super::switch(node, slot).await.err().map(|e| e.to_string()) }
     } else {
         let addr = node
             .db

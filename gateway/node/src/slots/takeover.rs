@@ -7,12 +7,55 @@
 //! ACK with its current sequence numbers; this node's kernel, which has no such connection,
 //! answers that with a RST the client accepts, and openconnect reconnects immediately instead
 //! of waiting for its retransmissions or DPD to give up.
+//!
+//! Everything here blocks (subprocesses, a raw socket): only the slot worker thread
+//! (`slots::worker`) calls it, never an async task.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip").args(args).output().map_err(|e| format!("ip {args:?}: {e}"))?;
+/// An `ip` command that did not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum InterfaceError {
+    /// `ip` could not be run at all (is iproute2 installed?).
+    #[error("{cmd}: {source}")]
+    Run {
+        /// The command, as given.
+        cmd: String,
+        /// Why it did not start.
+        source: std::io::Error,
+    },
+    /// `ip` ran and refused; its standard error says why.
+    #[error("{cmd}: {stderr}")]
+    Refused {
+        /// The command line.
+        cmd: String,
+        /// What `ip` said.
+        stderr: String,
+    },
+}
+
+/// Why the tickles could not be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum TickleError {
+    /// No raw socket (the node needs CAP_NET_RAW).
+    #[error("raw socket: {0}")]
+    Socket(std::io::Error),
+    /// The slot address is not (or no longer) on this host.
+    #[error("bind {addr}: {source}")]
+    Bind {
+        /// The slot address.
+        addr: Ipv4Addr,
+        /// Why the bind failed.
+        source: std::io::Error,
+    },
+}
+
+fn ip(args: &[&str]) -> Result<(), InterfaceError> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|source| InterfaceError::Run { cmd: format!("ip {args:?}"), source })?;
     if out.status.success() {
         return Ok(());
     }
@@ -21,51 +64,31 @@ fn ip(args: &[&str]) -> Result<(), String> {
     if err.contains("File exists") || err.contains("Cannot assign requested address") {
         return Ok(());
     }
-    Err(format!("ip {}: {}", args.join(" "), err.trim()))
+    Err(InterfaceError::Refused {
+        cmd: format!("ip {}", args.join(" ")),
+        stderr: err.trim().into(),
+    })
 }
 
-/// Add `addr/prefix` to `dev` (announce it with [`announce`]).
-pub fn add_address(addr: Ipv4Addr, prefix: u8, dev: &str) -> Result<(), String> {
+/// Add `addr/prefix` to `dev` (announce it with [`gratuitous_arp`] and [`tickle`]).
+pub fn add_address(addr: Ipv4Addr, prefix: u8, dev: &str) -> Result<(), InterfaceError> {
     ip(&["addr", "add", &format!("{addr}/{prefix}"), "dev", dev])
 }
 
-/// Announce `addr` on `dev` with gratuitous ARP, then tickle `clients` (see the module doc).
-/// Runs on a thread of its own: arping takes its time, the slot loop must not wait for it.
-/// The tickles follow the ARP announcement, so the clients' answers come to this node and
-/// not to the old owner's MAC address.
-pub fn announce(addr: Ipv4Addr, dev: &str, clients: Vec<(Ipv4Addr, u16, u16)>) {
-    let dev = dev.to_string();
-    std::thread::spawn(move || {
-        let a = addr.to_string();
-        let arping = Command::new("arping")
-            .args(["-U", "-c", "2", "-w", "1", "-I", &dev, "-s", &a, &a])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn();
-        if let Err(e) = &arping {
-            tracing::warn!("gratuitous ARP for {a} not sent (is iputils-arping installed?): {e}");
-        }
-        if !clients.is_empty() {
-            for round in 0..3 {
-                std::thread::sleep(std::time::Duration::from_millis(if round == 0 {
-                    20
-                } else {
-                    150
-                }));
-                match tickle(addr, &clients) {
-                    Ok(n) => tracing::debug!(address = %addr, tickles = n, "tickled clients"),
-                    Err(e) => tracing::warn!(address = %addr, "could not tickle clients: {e}"),
-                }
-            }
-        }
-        if let Ok(mut c) = arping {
-            let _ = c.wait();
-        }
-    });
+/// Start announcing `addr` on `dev` with gratuitous ARP (two unsolicited ARPs within a
+/// second); the caller reaps the child. It does not wait: the tickles that follow must not
+/// wait for arping to finish, only for it to have started.
+pub fn gratuitous_arp(addr: Ipv4Addr, dev: &str) -> std::io::Result<Child> {
+    let a = addr.to_string();
+    Command::new("arping")
+        .args(["-U", "-c", "2", "-w", "1", "-I", dev, "-s", &a, &a])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
 }
 
 /// Remove `addr/prefix` from `dev`.
-pub fn remove_address(addr: Ipv4Addr, prefix: u8, dev: &str) -> Result<(), String> {
+pub fn remove_address(addr: Ipv4Addr, prefix: u8, dev: &str) -> Result<(), InterfaceError> {
     ip(&["addr", "del", &format!("{addr}/{prefix}"), "dev", dev])
 }
 
@@ -76,6 +99,15 @@ pub fn has_address(addr: Ipv4Addr) -> bool {
         .output()
         .map(|o| !o.stdout.is_empty())
         .unwrap_or(false)
+}
+
+/// Reset connections a previous run of this node left on `addr` (`ss -K`).
+pub fn kill_connections(addr: Ipv4Addr) {
+    let _ = Command::new("ss")
+        .args(["-K", "src", &addr.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }
 
 fn checksum(data: &[u8], mut sum: u32) -> u16 {
@@ -111,12 +143,12 @@ pub fn tickle_segment(from: SocketAddrV4, to: SocketAddrV4) -> [u8; 20] {
 }
 
 /// Send tickle ACKs from `slot_ip` to each client endpoint `(ip, port, our_port)`.
-pub fn tickle(slot_ip: Ipv4Addr, clients: &[(Ipv4Addr, u16, u16)]) -> Result<usize, String> {
+pub fn tickle(slot_ip: Ipv4Addr, clients: &[(Ipv4Addr, u16, u16)]) -> Result<usize, TickleError> {
     use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-    let s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::TCP))
-        .map_err(|e| format!("raw socket: {e}"))?;
+    let s =
+        Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::TCP)).map_err(TickleError::Socket)?;
     s.bind(&SockAddr::from(SocketAddrV4::new(slot_ip, 0)))
-        .map_err(|e| format!("bind {slot_ip}: {e}"))?;
+        .map_err(|source| TickleError::Bind { addr: slot_ip, source })?;
     let mut sent = 0;
     for &(ip, port, ours) in clients {
         let seg = tickle_segment(SocketAddrV4::new(slot_ip, ours), SocketAddrV4::new(ip, port));

@@ -45,13 +45,17 @@ pub(crate) async fn drive(
             break closed;
         }
         export.publish(core.stats());
-        let next = core.poll_timeout();
-        if next.map(|(t, _)| t) != armed {
-            if let Some((t, timer)) = next {
+        // Under traffic the DPD/idle deadline moves later on almost every frame: the sleep is
+        // reset only when the deadline moves earlier, and one that fires early is re-armed
+        // (`handle_timeout` is harmless when early).
+        match core.poll_timeout() {
+            Some((t, timer)) if armed.is_none_or(|a| t < a) => {
                 tracing::trace!(timer = timer.name(), at = t.0, "timer armed");
                 sleep.as_mut().reset(clock.instant_of(t));
+                armed = Some(t);
             }
-            armed = next.map(|(t, _)| t);
+            Some(_) => {}
+            None => armed = None,
         }
         tokio::select! {
             r = rd.read_buf(core.read_buf()) => match r {
@@ -74,7 +78,7 @@ pub(crate) async fn drive(
             }
             Some(c) = ctl.recv() => core.handle_order(clock.mono(), order_of(c)),
             () = &mut sleep, if armed.is_some() => {
-                // Re-armed on the next turn even if the deadline is unchanged.
+                // Re-armed on the next turn, to the deadline as it is now.
                 armed = None;
                 core.handle_timeout(clock.mono());
             }

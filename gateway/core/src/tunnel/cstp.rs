@@ -1,4 +1,36 @@
 //! The `ssl` tunnel: CSTP over TLS (PROTOCOL.md §3), as a pure state machine.
+//!
+//! [`CstpTunnel`] is one tunnel after its `200 CONNECTED`: frame dispatch, DPD, the
+//! source-address check, the partial-frame deadline, the idle timeout, orders from the control
+//! plane and the after-close decision. It never reads a clock and never does I/O.
+//!
+//! # Methods
+//!
+//! - **inputs** (`handle_*`), each taking `now`: [`read_buf`](CstpTunnel::read_buf) then
+//!   [`handle_read`](CstpTunnel::handle_read) for TLS plaintext read into the tunnel's own
+//!   buffer (zero-copy; [`handle_frame`](CstpTunnel::handle_frame) copies a slice in),
+//!   [`handle_tun_packet`](CstpTunnel::handle_tun_packet),
+//!   [`handle_order`](CstpTunnel::handle_order),
+//!   [`handle_tls_closed`](CstpTunnel::handle_tls_closed) and
+//!   [`handle_datagram_data`](CstpTunnel::handle_datagram_data);
+//! - **timer**: [`handle_timeout`](CstpTunnel::handle_timeout), harmless when called early or
+//!   twice;
+//! - **outputs** (`poll_*`): [`poll_transmit`](CstpTunnel::poll_transmit) (frames for TLS),
+//!   [`poll_event`](CstpTunnel::poll_event) (packets for tun, refused inputs, the close and
+//!   what the session db must hear), [`poll_timeout`](CstpTunnel::poll_timeout) (the next
+//!   deadline and which timer it is);
+//! - **queries**: [`stats`](CstpTunnel::stats), [`is_closed`](CstpTunnel::is_closed),
+//!   [`idle_left`](CstpTunnel::idle_left).
+//!
+//! # Driving it
+//!
+//! On each wake-up the driver reads the clock once and feeds the input that woke it (several
+//! tun packets in a row are one batch, up to 64). Then it drains, in this order:
+//! `poll_transmit` into the TLS writer, one write per frame (flushing at once when a transmit
+//! says so, else when it has nothing else to do); `poll_event` into tun writes, metrics and
+//! the db; and finally `poll_timeout` into its one sleep, reset when the deadline moved
+//! earlier (a sleep that fires early just re-arms). After [`Event::Closed`] it stops feeding
+//! inputs but keeps the timer going while `poll_timeout` says so, for the detach grace.
 
 use super::close::{AfterClose, StopMode, TunnelEnd, TunnelOrder, DETACH_GRACE};
 use super::ip::ipv4_src;
@@ -122,33 +154,7 @@ impl Stats {
     }
 }
 
-/// One CSTP (`ssl`) tunnel after its `200 CONNECTED`: frame dispatch, DPD, the source-address
-/// check, the partial-frame deadline, the idle timeout, orders from the control plane and the
-/// after-close decision. It never reads a clock and never does I/O.
-///
-/// # Methods
-///
-/// - **inputs** (`handle_*`), each taking `now`: [`read_buf`](Self::read_buf) +
-///   [`handle_read`](Self::handle_read) for TLS plaintext read into the tunnel's own buffer
-///   (zero-copy; [`handle_frame`](Self::handle_frame) copies a slice in), and
-///   [`handle_tun_packet`](Self::handle_tun_packet), [`handle_order`](Self::handle_order),
-///   [`handle_tls_closed`](Self::handle_tls_closed),
-///   [`handle_datagram_data`](Self::handle_datagram_data);
-/// - **timer**: [`handle_timeout`](Self::handle_timeout), harmless when called early or twice;
-/// - **outputs** (`poll_*`): [`poll_transmit`](Self::poll_transmit) (frames for TLS),
-///   [`poll_event`](Self::poll_event) (packets for tun, refused inputs, the close and what the
-///   session db must hear), [`poll_timeout`](Self::poll_timeout) (the next deadline);
-/// - **queries**: [`stats`](Self::stats), [`is_closed`](Self::is_closed),
-///   [`idle_left`](Self::idle_left).
-///
-/// # Driving it
-///
-/// On each wake-up the driver reads the clock once and feeds the input that woke it
-/// (several tun packets in a row are one batch). Then it drains, in this order,
-/// `poll_transmit` into the TLS writer (flushing when a transmit says so, else once idle),
-/// `poll_event` into tun writes, metrics and the db, and finally re-arms its one sleep to
-/// `poll_timeout` if the deadline moved. After [`Event::Closed`] it stops feeding inputs but
-/// keeps the timer going while `poll_timeout` says so, for the detach grace.
+/// One CSTP (`ssl`) tunnel after its `200 CONNECTED`; see the module doc for how to drive it.
 #[derive(Debug)]
 pub struct CstpTunnel {
     cfg: CstpConfig,

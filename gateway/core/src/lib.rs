@@ -26,4 +26,7 @@ pub use sessiondb::{
 };
 pub use slot::{Slot, SlotCommand, SlotRefusal, SlotSpec, SlotTable};
 pub use time::{MonoMillis, UnixMillis};
-pub use tunnel::{TunnelEvent, TunnelTimer, TunnelTimers, TunnelTimersConfig};
+pub use tunnel::{
+    AfterClose, CstpConfig, CstpTunnel, Liveness, StopMode, TimerTable, TunnelEnd, TunnelEvent,
+    TunnelOrder, TunnelTimer, TunnelTimers, TunnelTimersConfig,
+};

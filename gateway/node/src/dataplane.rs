@@ -159,15 +159,4 @@ pub fn ipv4_dst(p: &[u8]) -> Option<Ipv4Addr> {
     Some(Ipv4Addr::new(p[16], p[17], p[18], p[19]))
 }
 
-/// Source of an IPv4 packet.
-pub fn ipv4_src(p: &[u8]) -> Option<Ipv4Addr> {
-    if p.len() < 20 || p[0] >> 4 != 4 {
-        return None;
-    }
-    Some(Ipv4Addr::new(p[12], p[13], p[14], p[15]))
-}
-
-/// `/len` as a dotted netmask.
-pub fn prefix_mask(len: u8) -> Ipv4Addr {
-    Ipv4Addr::from(if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len.min(32))) })
-}
+pub use gatehouse_core::tunnel::ip::{ipv4_src, prefix_mask};

@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod cstp;
+pub mod cstp_driver;
 pub mod ctl;
 pub mod dataplane;
 pub mod db;

@@ -5,17 +5,17 @@
 
 use crate::cstp_driver as driver;
 use crate::dataplane::Route;
+use crate::db::ProposeError;
 use crate::gateway::{bad_input, ClientStream};
 use crate::metrics as m;
-use crate::db::ProposeError;
 use crate::node::Node;
 use crate::token;
 use crate::tunnels::{LocalTunnel, TunnelCtl, TunnelStats};
 use bytes::{Bytes, BytesMut};
 use gatehouse_core::tunnel::connect::{connect_headers, negotiate_mtu, ClientMtu};
 use gatehouse_core::{
-    AfterClose, AttachTunnel, Attached, CstpConfig, CstpTunnel, DetachTunnel, EndReason,
-    EndSessions, Rejection, TunnelId, TunnelKind, TunnelTimersConfig,
+    AfterClose, AttachTunnel, Attached, CstpConfig, CstpTunnel, EndReason, EndSessions, Rejection,
+    TunnelKind, TunnelTimersConfig,
 };
 use gatehouse_proto::http::{self, RequestHead};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -127,7 +127,7 @@ pub async fn run(
     let mut stream = stream;
     if stream.write_all(&http::connect_ok(&headers)).await.is_err() || stream.flush().await.is_err()
     {
-        detach(&node, id, Default::default(), node.clock.unix()).await;
+        driver::detach(&node, id, Default::default(), node.clock.unix()).await;
         return;
     }
     let (tx, rx) = mpsc::channel::<Bytes>(QUEUE);
@@ -169,24 +169,13 @@ pub async fn run(
             }
         }
         AfterClose::Nothing => {}
-        AfterClose::DetachNow(counters) => detach(&node, id, counters, node.clock.unix()).await,
+        AfterClose::DetachNow(counters) => {
+            driver::detach(&node, id, counters, node.clock.unix()).await
+        }
         // The timestamp is the close time, so inactivity counts from the real moment.
         AfterClose::DetachAfterGrace => {
             let closed_at = node.clock.unix();
             tokio::spawn(driver::detach_after_grace(node.clone(), id, core, closed_at));
         }
-    }
-}
-
-/// Tell the session db a tunnel went away, with its counters.
-pub(crate) async fn detach(
-    node: &Node,
-    id: TunnelId,
-    counters: gatehouse_core::Counters,
-    at: gatehouse_core::UnixMillis,
-) {
-    let cmd = DetachTunnel { at, id, counters };
-    if let Err(e) = node.db.propose(cmd).await {
-        tracing::warn!(tunnel = %id, "detach not committed: {e}");
     }
 }

@@ -10,7 +10,8 @@ use crate::tunnels::{TunnelCtl, TunnelStats};
 use bytes::Bytes;
 use gatehouse_core::tunnel::cstp::{BadInput, Event, Stats};
 use gatehouse_core::{
-    AfterClose, CstpTunnel, MonoMillis, StopMode, TunnelEnd, TunnelId, TunnelOrder, UnixMillis,
+    AfterClose, CstpTunnel, DetachTunnel, MonoMillis, StopMode, TunnelEnd, TunnelId, TunnelOrder,
+    UnixMillis,
 };
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -182,7 +183,7 @@ pub(crate) async fn detach_after_grace(
                 .db
                 .read(|db| db.get(id.index).is_some_and(|s| s.tunnels.iter().any(|t| t.id == id)));
             if recorded {
-                crate::cstp::detach(&node, id, Default::default(), closed_at).await;
+                detach(&node, id, Default::default(), closed_at).await;
             }
         }
     }
@@ -229,5 +230,18 @@ impl Export {
         if let Some(t) = s.last_data {
             st.last_data_mono.store(t.0, Ordering::Relaxed);
         }
+    }
+}
+
+/// Tell the session db a tunnel went away, with its counters.
+pub(crate) async fn detach(
+    node: &Node,
+    id: TunnelId,
+    counters: gatehouse_core::Counters,
+    at: gatehouse_core::UnixMillis,
+) {
+    let cmd = DetachTunnel { at, id, counters };
+    if let Err(e) = node.db.propose(cmd).await {
+        tracing::warn!(tunnel = %id, "detach not committed: {e}");
     }
 }

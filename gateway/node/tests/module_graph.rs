@@ -58,7 +58,7 @@ fn code_only(text: &str) -> String {
 /// Path segments following each `crate::` / `super::` / `self::` in `code`, made absolute for
 /// the module `here`. A `use a::{b, c::d}` group yields its prefix only (enough to name the
 /// module a group is imported from in this crate's style).
-fn referenced(code: &str, here: &[String], is_mod_file: bool) -> Vec<Vec<String>> {
+fn referenced(code: &str, here: &[String]) -> Vec<Vec<String>> {
     let mut refs = Vec::new();
     let bytes = code.as_bytes();
     for start in ["crate::", "super::", "self::"] {
@@ -76,13 +76,11 @@ fn referenced(code: &str, here: &[String], is_mod_file: bool) -> Vec<Vec<String>
             let mut base: Vec<String> = match start {
                 "crate::" => Vec::new(),
                 // `super` of a `mod.rs` is its parent module's parent.
+                // `super` is the parent module, for a `mod.rs` as for a plain file: `here` is
+                // the module path either way.
                 "super::" => {
                     let mut b = here.to_vec();
-                    if !is_mod_file || b.is_empty() {
-                        b.pop();
-                    } else {
-                        b.pop();
-                    }
+                    b.pop();
                     b
                 }
                 _ => here.to_vec(),
@@ -125,11 +123,10 @@ fn no_module_imports_a_module_that_imports_it_back() {
     let mut edges: BTreeMap<Vec<String>, BTreeSet<Vec<String>>> = BTreeMap::new();
     for f in &files {
         let here = module_of(&src, f);
-        let is_mod_file = f.file_stem().is_some_and(|s| s == "mod" || s == "lib");
         let code = code_only(&std::fs::read_to_string(f).unwrap());
         // Test modules inside a file may reach anywhere; they are not part of the graph.
         let code = code.split("#[cfg(test)]").next().unwrap_or("").to_string();
-        for r in referenced(&code, &here, is_mod_file) {
+        for r in referenced(&code, &here) {
             if let Some(to) = resolve(&r) {
                 // Edges to the crate root or to one's own ancestors through `lib.rs` paths only
                 // name where an item is declared, not a dependency cycle of their own.

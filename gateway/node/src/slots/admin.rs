@@ -63,49 +63,8 @@ pub fn crash(node: &Node) {
         if node.local_slots.send_job(super::worker::Job::Crash { specs: specs.clone() }) {
             return;
         }
-        fence_for_crash(&specs, &sc.public_interface, &sc.inside_interface);
+        super::takeover::fence_for_crash(&specs, &sc.public_interface, &sc.inside_interface);
     }
     tracing::warn!("drill: crashing now");
     std::process::exit(137);
-}
-
-/// What a crash drill does to the slots it held: nothing more leaves from their addresses
-/// (no FIN, no RST), and no ARP answer comes for them either.
-pub(super) fn fence_for_crash(specs: &[SlotSpec], public_if: &str, inside_if: &str) {
-    for spec in specs {
-        let _ = std::process::Command::new("iptables")
-            .args([
-                "-I",
-                "OUTPUT",
-                "-s",
-                &spec.public_ip.to_string(),
-                "-m",
-                "comment",
-                "--comment",
-                "gatehouse-drill-crash",
-                "-j",
-                "DROP",
-            ])
-            .status();
-        let _ = super::takeover::remove_address(spec.public_ip, spec.public_prefix, public_if);
-        if let Some(ip) = spec.inside_ip {
-            let _ = super::takeover::remove_address(ip, spec.inside_prefix, inside_if);
-        }
-    }
-}
-
-/// Remove drill-crash rules a previous run left behind.
-pub fn clear_drill_rules() {
-    for _ in 0..16 {
-        let out = std::process::Command::new("iptables").args(["-S", "OUTPUT"]).output();
-        let Ok(out) = out else { return };
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let Some(rule) = text.lines().find(|l| l.contains("gatehouse-drill-crash")) else { return };
-        let args: Vec<String> = rule
-            .replacen("-A ", "-D ", 1)
-            .split_whitespace()
-            .map(|s| s.trim_matches('"').to_string())
-            .collect();
-        let _ = std::process::Command::new("iptables").args(&args).status();
-    }
 }

@@ -159,6 +159,51 @@ pub fn tickle(slot_ip: Ipv4Addr, clients: &[(Ipv4Addr, u16, u16)]) -> Result<usi
     Ok(sent)
 }
 
+/// What a crash drill does to the slots it held: nothing more leaves from their addresses
+/// (no FIN, no RST), and no ARP answer comes for them either.
+pub(super) fn fence_for_crash(
+    specs: &[gatehouse_core::SlotSpec],
+    public_if: &str,
+    inside_if: &str,
+) {
+    for spec in specs {
+        let _ = std::process::Command::new("iptables")
+            .args([
+                "-I",
+                "OUTPUT",
+                "-s",
+                &spec.public_ip.to_string(),
+                "-m",
+                "comment",
+                "--comment",
+                "gatehouse-drill-crash",
+                "-j",
+                "DROP",
+            ])
+            .status();
+        let _ = remove_address(spec.public_ip, spec.public_prefix, public_if);
+        if let Some(ip) = spec.inside_ip {
+            let _ = remove_address(ip, spec.inside_prefix, inside_if);
+        }
+    }
+}
+
+/// Remove drill-crash rules a previous run left behind.
+pub fn clear_drill_rules() {
+    for _ in 0..16 {
+        let out = std::process::Command::new("iptables").args(["-S", "OUTPUT"]).output();
+        let Ok(out) = out else { return };
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let Some(rule) = text.lines().find(|l| l.contains("gatehouse-drill-crash")) else { return };
+        let args: Vec<String> = rule
+            .replacen("-A ", "-D ", 1)
+            .split_whitespace()
+            .map(|s| s.trim_matches('"').to_string())
+            .collect();
+        let _ = std::process::Command::new("iptables").args(&args).status();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

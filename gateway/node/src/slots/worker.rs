@@ -118,7 +118,7 @@ impl State {
 
     fn perform(&mut self, job: Job) {
         match job {
-            Job::ClearDrillRules => super::admin::clear_drill_rules(),
+            Job::ClearDrillRules => takeover::clear_drill_rules(),
             Job::KillConnections(addrs) => addrs.into_iter().for_each(takeover::kill_connections),
             Job::TakeOver { spec, epoch, clients } => {
                 self.add_addresses(&spec);
@@ -133,7 +133,7 @@ impl State {
             Job::Restore { spec } => self.add_addresses(&spec),
             Job::Drop { spec, was_live, why } => self.drop_addresses(&spec, was_live, why),
             Job::Crash { specs } => {
-                super::admin::fence_for_crash(&specs, &self.public_if, &self.inside_if);
+                takeover::fence_for_crash(&specs, &self.public_if, &self.inside_if);
                 tracing::warn!("drill: crashing now");
                 std::process::exit(137);
             }

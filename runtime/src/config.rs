@@ -90,3 +90,28 @@ pub fn read_file(path: &Path) -> Result<String, ConfigError> {
         message: format!("cannot read: {e}"),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_relative_to_the_config_file() {
+        let cfg = Path::new("/etc/gatehouse/node.toml");
+        assert_eq!(relative_to(cfg, "ca.pem"), PathBuf::from("/etc/gatehouse/ca.pem"));
+        assert_eq!(relative_to(cfg, "/srv/ca.pem"), PathBuf::from("/srv/ca.pem"));
+    }
+
+    #[test]
+    fn toml_errors_name_file_and_line() {
+        #[derive(Debug, serde::Deserialize)]
+        struct T {
+            #[allow(dead_code)]
+            a: u32,
+        }
+        let e = parse_toml::<T>(Path::new("x.toml"), "\n\na = \"no\"\n").unwrap_err();
+        assert_eq!((e.file.as_str(), e.key.as_str()), ("x.toml", "line 3"), "{e}");
+        assert_eq!(parse_cidr("10.0.0.0/24").unwrap(), (Ipv4Addr::new(10, 0, 0, 0), 24));
+        assert!(parse_cidr("10.0.0.0/33").is_err());
+    }
+}

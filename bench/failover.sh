@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # failover.sh - client blackout, lost sessions and re-logins when a slot owner dies (needs root).
 #
-# Builds the workspace binaries, then runs gh-failover-bench as root: a 3-node cluster in its
+# Builds the workspace binaries (gh-failover-bench is in the crate bench/, gatehouse-bench;
+# gh-fleet in tests/, gatehousectl in ctl/), then runs gh-failover-bench as root: a 3-node cluster in its
 # own network namespaces, gh-fleet holding many CSTP sessions on a slot address, and
 # `gatehousectl drill --kill` crashing the slot's owner (phase A: 20 drills, 100 sessions;
 # phases B and C: one drill with 1,000 sessions, owner not / owner = Raft leader). The markdown report goes to stdout and to

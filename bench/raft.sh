@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # raft.sh - commit latency and write rate of the Raft session database (no root needed).
 #
-# Builds gh-raft-bench in release and runs it: three SessionStores (openraft + sled, cluster gRPC
+# Builds gh-raft-bench (crate bench/, gatehouse-bench) in release and runs it: three SessionStores (openraft + sled, cluster gRPC
 # with mutual TLS on 127.0.0.1) in one process, Login/Attach commands proposed on the leader and
 # through a follower. The markdown report goes to stdout and to bench/results/raft-<stamp>.md;
 # progress to stderr.
@@ -24,8 +24,8 @@ export RAFT_BENCH_DIR=${RAFT_BENCH_DIR:-$TARGET}
 TIMEOUT=${RAFT_BENCH_TIMEOUT:-1500}
 
 if [ "${BUILD:-1}" = 1 ]; then
-    echo "raft.sh: cargo build --release -p gatehouse-tests --bin gh-raft-bench" >&2
-    (cd "$REPO" && cargo build --release -p gatehouse-tests --bin gh-raft-bench) >&2
+    echo "raft.sh: cargo build --release -p gatehouse-bench --bin gh-raft-bench" >&2
+    (cd "$REPO" && cargo build --release -p gatehouse-bench --bin gh-raft-bench) >&2
 fi
 [ -x "$BIN" ] || { echo "raft.sh: $BIN not found (BUILD=1 builds it)" >&2; exit 1; }
 

@@ -6,28 +6,20 @@ use crate::metrics as m;
 use crate::placer::Placer;
 use crate::redirect::{self, Redirector};
 use anyhow::{Context, Result};
-use gatehouse_node::clock::Clock;
-use gatehouse_node::cluster::ClusterTls;
+use gatehouse_runtime::{Clock, ClusterTls};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-fn read(p: &std::path::Path) -> Result<Vec<u8>> {
-    std::fs::read(p).with_context(|| format!("reading {}", p.display()))
-}
 
 /// Run the director until it is told to stop.
 pub async fn run(cfg: DirectorConfig) -> Result<()> {
     let clock = Clock::new();
     let base = cfg.tls_cert.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
-    let identity = gatehouse_node::tls::load_or_generate(
+    let identity = gatehouse_runtime::tls::load_or_generate(
         Some(&(cfg.tls_cert.clone(), cfg.tls_key.clone())),
         &base,
     )
     .context("client-facing certificate")?;
-    let cluster_tls = ClusterTls {
-        identity: tonic::transport::Identity::from_pem(read(&cfg.cert)?, read(&cfg.key)?),
-        ca: tonic::transport::Certificate::from_pem(read(&cfg.ca_cert)?),
-    };
+    let cluster_tls = ClusterTls::load(&cfg)?;
     if let Some(addr) = cfg.metrics_listen {
         let handle = m::install()?;
         tokio::spawn(async move {

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// A configuration error: which file, which key, what was wrong and what is accepted (the
-/// node's type: one format for every Gatehouse config).
-pub use gatehouse_node::config::ConfigError;
+/// runtime's type: one format for every Gatehouse config).
+pub use gatehouse_runtime::config::ConfigError;
 
 /// A validated director configuration.
 #[derive(Debug, Clone)]
@@ -30,6 +30,18 @@ pub struct DirectorConfig {
     pub key: PathBuf,
     /// Nodes to watch the slot table from: (node id, cluster address), in config order.
     pub nodes: Vec<(u64, SocketAddr)>,
+}
+
+impl gatehouse_runtime::ClusterTlsFiles for DirectorConfig {
+    fn ca_cert(&self) -> &Path {
+        &self.ca_cert
+    }
+    fn cert(&self) -> &Path {
+        &self.cert
+    }
+    fn key(&self) -> &Path {
+        &self.key
+    }
 }
 
 #[derive(Deserialize)]
@@ -69,7 +81,7 @@ struct RawNode {
 impl DirectorConfig {
     /// Read and validate a config file.
     pub fn load(path: &Path) -> Result<DirectorConfig, ConfigError> {
-        DirectorConfig::parse(path, &gatehouse_node::config::read_file(path)?)
+        DirectorConfig::parse(path, &gatehouse_runtime::config::read_file(path)?)
     }
 
     /// Validate config text; `path` names the file in errors and anchors relative paths.
@@ -80,8 +92,8 @@ impl DirectorConfig {
             key: key.to_string(),
             message,
         };
-        let raw: Raw = gatehouse_node::config::parse_toml(path, text)?;
-        let rel = |p: &str| gatehouse_node::config::relative_to(path, p);
+        let raw: Raw = gatehouse_runtime::config::parse_toml(path, text)?;
+        let rel = |p: &str| gatehouse_runtime::config::relative_to(path, p);
         let sock = |key: &str, s: &str| -> Result<SocketAddr, ConfigError> {
             s.parse()
                 .map_err(|_| err(key, format!("{s:?} is not an address:port like \"0.0.0.0:443\"")))

@@ -1,8 +1,7 @@
 //! Every director metric name in one place, and the Prometheus endpoint.
 
-use anyhow::{Context, Result};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use std::net::SocketAddr;
+use anyhow::Result;
+use metrics_exporter_prometheus::PrometheusHandle;
 
 /// Counter: clients redirected, label `slot` (the slot id).
 pub const REDIRECTS: &str = "gatehouse_director_redirects_total";
@@ -19,13 +18,11 @@ pub const TABLE_AGE: &str = "gatehouse_director_table_age_seconds";
 
 /// Install the global recorder; returns the handle that renders the exposition text.
 pub fn install() -> Result<PrometheusHandle> {
-    PrometheusBuilder::new().install_recorder().context("installing the metrics recorder")
+    gatehouse_runtime::metrics::install(&[])
 }
 
-/// Serve the exposition text in plain HTTP on `addr` (the node's endpoint, reused).
-pub async fn serve(addr: SocketAddr, handle: PrometheusHandle) -> Result<()> {
-    gatehouse_node::metrics::serve(addr, handle).await
-}
+/// Serve the exposition text in plain HTTP on `addr` (the node's endpoint, shared).
+pub use gatehouse_runtime::metrics::serve;
 
 /// Count a connection refused before a redirect.
 pub fn bad_request(reason: &'static str) {

@@ -9,7 +9,7 @@
 //! tables correct it as logins land.
 
 use gatehouse_core::placement::{place, SlotLoad};
-use gatehouse_node::cluster::{SlotTableView, SlotView};
+use gatehouse_proto::slots::{SlotTableView, SlotView};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
 

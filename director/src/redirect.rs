@@ -5,14 +5,15 @@
 
 use crate::metrics as m;
 use crate::placer::Placer;
-use gatehouse_node::clock::Clock;
-use gatehouse_node::cluster::SlotView;
 use gatehouse_proto::http::{self, HttpError};
+use gatehouse_proto::slots::SlotView;
+use gatehouse_runtime::accept::{refusal, Handler, HandshakeError, ServerStream, TlsListener};
+use gatehouse_runtime::Clock;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 /// Bound on the TLS handshake, and separately on reading the request.
@@ -31,41 +32,25 @@ pub struct Redirector {
 
 /// Accept clients forever.
 pub async fn serve(listener: TcpListener, r: Redirector) {
-    loop {
-        match listener.accept().await {
-            Ok((tcp, peer)) => {
-                let r = r.clone();
-                tokio::spawn(async move { r.handle(tcp, peer).await });
-            }
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+    let l = TlsListener { listener, tls: r.tls.clone(), handshake_timeout: REQUEST_TIMEOUT };
+    l.serve(Arc::new(r), std::future::pending()).await;
+}
+
+impl Handler for Redirector {
+    async fn connection(self: Arc<Self>, mut tls: ServerStream, peer: SocketAddr) {
+        self.respond(&mut tls, peer).await;
+        let _ = tls.shutdown().await;
+    }
+
+    fn refused(&self, _peer: SocketAddr, e: &HandshakeError) {
+        match e {
+            HandshakeError::Failed(_) => m::bad_request("tls"),
+            HandshakeError::TimedOut => m::bad_request("timeout"),
         }
     }
 }
 
 impl Redirector {
-    async fn handle(&self, tcp: TcpStream, peer: SocketAddr) {
-        let _ = tcp.set_nodelay(true);
-        let mut tls = match tokio::time::timeout(REQUEST_TIMEOUT, self.tls.accept(tcp)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                tracing::debug!(%peer, "TLS handshake failed: {e}");
-                m::bad_request("tls");
-                return;
-            }
-            Err(_) => {
-                tracing::debug!(%peer, "TLS handshake timed out");
-                m::bad_request("timeout");
-                return;
-            }
-        };
-        self.respond(&mut tls, peer).await;
-        let _ = tls.shutdown().await;
-    }
-
     /// Read one request from `s` and answer it: a redirect, a 503, or the refusal of a bad
     /// request. The caller closes the connection.
     pub async fn respond<S: AsyncRead + AsyncWrite + Unpin>(&self, s: &mut S, peer: SocketAddr) {
@@ -94,15 +79,7 @@ impl Redirector {
             Ok(Err(ReadError::Http(e))) => {
                 tracing::debug!(%peer, "refused request: {e}");
                 m::bad_request(e.reason());
-                let (code, reason) = match e {
-                    HttpError::HeadTooLarge | HttpError::TooManyHeaders => {
-                        (431, "Request Header Fields Too Large")
-                    }
-                    HttpError::BodyTooLarge(_) => (413, "Payload Too Large"),
-                    HttpError::Unsupported(_) => (501, "Not Implemented"),
-                    HttpError::Malformed(_) => (400, "Bad Request"),
-                };
-                http::response(code, reason, &[("Connection", "close")], b"")
+                refusal(&e)
             }
             Err(_) => {
                 tracing::debug!(%peer, "request timed out");
@@ -166,7 +143,7 @@ async fn read_request<S: AsyncRead + Unpin>(s: &mut S) -> Result<String, ReadErr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gatehouse_node::cluster::SlotTableView;
+    use gatehouse_proto::slots::SlotTableView;
     use std::net::Ipv4Addr;
 
     fn redirector(slots: Vec<(u32, bool)>) -> Redirector {

@@ -4,10 +4,10 @@
 
 use crate::metrics as m;
 use crate::placer::Placer;
-use gatehouse_node::clock::Clock;
-use gatehouse_node::cluster::pb::cluster_client::ClusterClient;
-use gatehouse_node::cluster::pb::Payload;
-use gatehouse_node::cluster::{ClusterTls, SlotTableView};
+use gatehouse_proto::cluster::slot_watch_client::SlotWatchClient;
+use gatehouse_proto::cluster::Payload;
+use gatehouse_proto::slots::SlotTableView;
+use gatehouse_runtime::{Clock, ClusterTls};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -103,7 +103,7 @@ impl Watch {
             .await
             .map_err(|_| WatchError::Open("connect timed out".into()))?
             .map_err(|e| WatchError::Open(format!("{e}")))?;
-        let mut client = ClusterClient::new(channel);
+        let mut client = SlotWatchClient::new(channel);
         loop {
             // The node ignores the request body.
             let req = Payload { json: b"{}".to_vec() };

@@ -17,11 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tonic::{Request, Response, Status};
 
-/// Generated messages, client and server of `gatehouse.admin.v1`.
-#[allow(missing_docs, clippy::all, clippy::pedantic)]
-pub mod pb {
-    tonic::include_proto!("gatehouse.admin.v1");
-}
+/// Generated messages, client and server of `gatehouse.admin.v1` (in gatehouse-proto).
+pub use gatehouse_proto::admin as pb;
 
 use pb::logoff_request::Selector as PbSelector;
 use pb::show_sessions_request::Filter as PbFilter;

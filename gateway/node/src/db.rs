@@ -52,14 +52,12 @@ pub const SNAPSHOT_LOG_BYTES: u64 = 64 << 20;
 /// openraft type configuration of the session db.
 pub type Tc = TypeConfig<Replicated>;
 
-/// Ask node `owner` (at its cluster address) to carry out a failover drill move.
-pub async fn drill_move(
-    store: &SessionStore,
-    owner: u64,
-    addr: &str,
-    m: &crate::slots::drill::DrillMove,
-) -> Result<crate::slots::drill::DrillMoveReply, crate::cluster::network::CallError> {
-    store.committer.network.peer(owner, addr).drill_move(m).await
+impl SessionStore {
+    /// The cluster network Raft uses: its channels to the peers serve the other cluster
+    /// calls too (`cluster::drill_service::request_move`).
+    pub fn network(&self) -> &GrpcNetwork {
+        &self.committer.network
+    }
 }
 
 /// Why a proposed command did not take effect.

@@ -1,19 +1,21 @@
-//! The client-facing listener: TLS handshake, then HTTP requests on the connection until it
-//! becomes a CSTP tunnel (`CONNECT /CSCOSSLC/tunnel`) or closes. Every stage is bounded by
-//! `request_timeout`, and every refusal is counted in `gatehouse_bad_input_total`.
+//! The client-facing listener: TLS handshake (gatehouse-runtime's accept loop), then HTTP
+//! requests on the connection until it becomes a CSTP tunnel (`CONNECT /CSCOSSLC/tunnel`) or
+//! closes. Every stage is bounded by `request_timeout`, and every refusal is counted in
+//! `gatehouse_bad_input_total`.
 
 use crate::metrics as m;
 use crate::node::Node;
 use crate::{cstp, login};
 use bytes::BytesMut;
 use gatehouse_proto::http::{self, HttpError, RequestHead};
+use gatehouse_runtime::accept::{refusal, Handler, HandshakeError, TlsListener};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 /// The TLS stream of a client connection.
-pub type ClientStream = tokio_rustls::server::TlsStream<TcpStream>;
+pub type ClientStream = gatehouse_runtime::accept::ServerStream;
 
 /// Count a refused input.
 pub fn bad_input(stage: &'static str, reason: &'static str) {
@@ -23,46 +25,42 @@ pub fn bad_input(stage: &'static str, reason: &'static str) {
 /// Accept clients until the node stops.
 pub async fn serve(node: Arc<Node>, listener: TcpListener) {
     let mut stopping = node.stopping.clone();
-    loop {
-        tokio::select! {
-            r = listener.accept() => match r {
-                Ok((tcp, peer)) => {
-                    let node = node.clone();
-                    tokio::spawn(async move { handle(node, tcp, peer).await });
-                }
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            },
-            _ = stopping.changed() => return,
+    let stop = async move {
+        let _ = stopping.changed().await;
+    };
+    let l = TlsListener {
+        listener,
+        tls: node.tls.clone(),
+        handshake_timeout: node.cfg.request_timeout,
+    };
+    l.serve(node, stop).await;
+}
+
+impl Handler for Node {
+    fn connection(
+        self: Arc<Self>,
+        tls: ClientStream,
+        peer: SocketAddr,
+    ) -> impl std::future::Future<Output = ()> + Send {
+        handle(self, tls, peer)
+    }
+
+    fn refused(&self, _peer: SocketAddr, e: &HandshakeError) {
+        match e {
+            HandshakeError::Failed(_) => bad_input("tls", "handshake"),
+            HandshakeError::TimedOut => bad_input("tls", "timeout"),
         }
     }
 }
 
-async fn handle(node: Arc<Node>, tcp: TcpStream, peer: SocketAddr) {
-    let _ = tcp.set_nodelay(true);
-    let local = tcp.local_addr().ok();
+async fn handle(node: Arc<Node>, mut tls: ClientStream, peer: SocketAddr) {
+    let local = tls.get_ref().0.local_addr().ok();
     let local_port = local.map_or(0, |a| a.port());
     let local_ip = match local.map(|a| a.ip()) {
         Some(std::net::IpAddr::V4(ip)) => Some(ip),
         _ => None,
     };
     let limit = node.cfg.request_timeout;
-    let mut tls = match tokio::time::timeout(limit, node.tls.accept(tcp)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            tracing::debug!(%peer, "TLS handshake failed: {e}");
-            bad_input("tls", "handshake");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!(%peer, "TLS handshake timed out");
-            bad_input("tls", "timeout");
-            return;
-        }
-    };
     // One CSTP frame per TLS record: never let rustls split a write for lack of buffer
     // (openconnect rejects a frame split across records). Backpressure comes from flush.
     tls.get_mut().1.set_buffer_limit(None);
@@ -74,17 +72,7 @@ async fn handle(node: Arc<Node>, tcp: TcpStream, peer: SocketAddr) {
             Ok(Err(ReadError::Http(e))) => {
                 tracing::info!(%peer, "refused request: {e}");
                 bad_input("http", e.reason());
-                let code = match e {
-                    HttpError::HeadTooLarge | HttpError::TooManyHeaders => {
-                        (431, "Request Header Fields Too Large")
-                    }
-                    HttpError::BodyTooLarge(_) => (413, "Payload Too Large"),
-                    HttpError::Unsupported(_) => (501, "Not Implemented"),
-                    HttpError::Malformed(_) => (400, "Bad Request"),
-                };
-                let _ = tls
-                    .write_all(&http::response(code.0, code.1, &[("Connection", "close")], b""))
-                    .await;
+                let _ = tls.write_all(&refusal(&e)).await;
                 let _ = tls.shutdown().await;
                 return;
             }

@@ -4,6 +4,8 @@
 //! creation), `token` (cookies), `cstp` (the tunnel loop; DPD rules are in
 //! `gatehouse_core::tunnel`), `dataplane` (tun device and routes), `db` (Raft session db),
 //! `sessions` (session timers, endings), `admin` (gRPC admin API), `metrics`, `config`.
+//! What the director shares (clock, TLS, config helpers, accept loop) is in gatehouse-runtime;
+//! `clock`, `tls` and the config helpers are re-exported at their old paths.
 
 pub mod admin;
 pub mod app;
@@ -13,7 +15,6 @@ pub mod config;
 pub mod control;
 pub mod cstp;
 pub mod cstp_driver;
-pub mod ctl;
 pub mod dataplane;
 pub mod db;
 pub mod gateway;

@@ -1,9 +1,7 @@
 //! Every metric name in one place, and the Prometheus endpoint. docs/metrics.md lists them.
 
-use anyhow::{Context, Result};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use std::net::SocketAddr;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use anyhow::Result;
+use metrics_exporter_prometheus::PrometheusHandle;
 
 /// Gauge: sessions with an ssl tunnel.
 pub const SESSIONS_ACTIVE: &str = "gatehouse_sessions_active";
@@ -95,45 +93,11 @@ pub async fn follow_raft(raft: openraft::Raft<crate::db::Tc>) {
 
 /// Install the global recorder; returns the handle that renders the exposition text.
 pub fn install() -> Result<PrometheusHandle> {
-    PrometheusBuilder::new()
-        .set_buckets_for_metric(
-            metrics_exporter_prometheus::Matcher::Full(COMMIT_SECONDS.into()),
-            &[0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0],
-        )
-        .context("histogram buckets")?
-        .set_buckets_for_metric(
-            metrics_exporter_prometheus::Matcher::Full(BATCH_COMMANDS.into()),
-            &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0],
-        )
-        .context("histogram buckets")?
-        .install_recorder()
-        .context("installing the metrics recorder")
+    gatehouse_runtime::metrics::install(&[
+        (COMMIT_SECONDS, &[0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0]),
+        (BATCH_COMMANDS, &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0]),
+    ])
 }
 
 /// Serve `GET /metrics` (any path, really) on `addr` in plain HTTP.
-pub async fn serve(addr: SocketAddr, handle: PrometheusHandle) -> Result<()> {
-    let l = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding metrics on {addr}"))?;
-    loop {
-        let (mut s, _) = match l.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::debug!("metrics accept: {e}");
-                continue;
-            }
-        };
-        let h = handle.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 1024];
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf)).await;
-            let body = h.render();
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = s.write_all(head.as_bytes()).await;
-            let _ = s.write_all(body.as_bytes()).await;
-        });
-    }
-}
+pub use gatehouse_runtime::metrics::serve;

@@ -1,58 +1,16 @@
 //! Local users: a TOML file of argon2id hashes. `gatehousectl user add` writes it; the node
 //! re-reads it when it changes, so adding a user needs no restart.
 
-use anyhow::{Context, Result};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use anyhow::Result;
+use argon2::password_hash::{PasswordHash, PasswordVerifier};
 use argon2::Argon2;
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct UsersFile {
-    #[serde(default)]
-    user: Vec<UserEntry>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct UserEntry {
-    name: String,
-    password_hash: String,
-}
-
-/// Hash a password with argon2id and a 16-byte random salt from ring's CSPRNG.
-pub fn hash_password(password: &str) -> Result<String> {
-    let mut salt = [0u8; 16];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut salt)
-        .map_err(|_| anyhow::anyhow!("no randomness available"))?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| anyhow::anyhow!("salt: {e}"))?;
-    Ok(Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map_err(|e| anyhow::anyhow!("argon2: {e}"))?
-        .to_string())
-}
-
-/// Add or replace a user in the users file (created if missing), atomically.
-pub fn add_user(path: &Path, name: &str, password: &str) -> Result<()> {
-    if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control() || c == '"') {
-        anyhow::bail!("user name must be 1-64 printable characters without quotes");
-    }
-    let mut f: UsersFile = match std::fs::read_to_string(path) {
-        Ok(t) => toml::from_str(&t).with_context(|| format!("parsing {}", path.display()))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => UsersFile::default(),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
-    let hash = hash_password(password)?;
-    f.user.retain(|u| u.name != name);
-    f.user.push(UserEntry { name: name.to_string(), password_hash: hash });
-    let text = toml::to_string(&f).context("serializing users")?;
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
-    Ok(())
-}
+/// The users-file format and hashing live in gatehouse-runtime, shared with `gatehousectl`.
+pub use gatehouse_runtime::users::{add_user, hash_password};
 
 /// The users file, reloaded when its modification time changes.
 pub struct Users {
@@ -74,24 +32,7 @@ impl Users {
         if mtime.is_some() && c.0 == mtime {
             return Ok(());
         }
-        let map = match std::fs::read_to_string(&self.path) {
-            Ok(t) => {
-                let f: UsersFile = toml::from_str(&t)
-                    .with_context(|| format!("parsing {}", self.path.display()))?;
-                for u in &f.user {
-                    PasswordHash::new(&u.password_hash).map_err(|e| {
-                        anyhow::anyhow!(
-                            "{}: user {:?}: bad password_hash: {e}",
-                            self.path.display(),
-                            u.name
-                        )
-                    })?;
-                }
-                f.user.into_iter().map(|u| (u.name, u.password_hash)).collect()
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", self.path.display())),
-        };
+        let map = gatehouse_runtime::users::read_users(&self.path)?;
         *c = (mtime, map);
         Ok(())
     }

@@ -98,7 +98,7 @@ pub async fn run(node: &Node, req: pb::DrillRequest) -> Result<pb::DrillReport, 
             .ok_or_else(|| {
                 Status::failed_precondition(format!("owner node {owner} has no address"))
             })?;
-        crate::db::drill_move(&node.db, owner, &addr, &m)
+        crate::cluster::drill_service::request_move(node.db.network(), owner, &addr, &m)
             .await
             .map_err(|e| Status::unavailable(e.to_string()))?
     };

@@ -3,7 +3,7 @@
 //! block for the AnyConnect-Parent and one per tunnel.
 
 use super::time;
-use crate::admin::pb;
+use gatehouse_proto::admin as pb;
 use std::fmt::Write;
 
 /// The headend's wording for an empty listing.

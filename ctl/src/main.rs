@@ -4,9 +4,9 @@
 #![allow(clippy::print_stdout)]
 
 use clap::{Parser, Subcommand};
-use gatehouse_node::ctl::client::{Admin, RpcError, ADMIN_ENV, DEFAULT_ADMIN};
-use gatehouse_node::ctl::words::{self, SelectorText, UsageError};
-use gatehouse_node::ctl::{json, show};
+use gatehouse_ctl::client::{Admin, RpcError, ADMIN_ENV, DEFAULT_ADMIN};
+use gatehouse_ctl::words::{self, SelectorText, UsageError};
+use gatehouse_ctl::{json, show};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -209,9 +209,9 @@ async fn failover(switch: Option<u32>, addr: &str, as_json: bool) -> Result<(), 
         Some(slot) => admin.failover_switch(slot).await?,
     };
     if as_json {
-        print_json(&gatehouse_node::ctl::failover::FailoverJson::from(&reply))
+        print_json(&gatehouse_ctl::failover::FailoverJson::from(&reply))
     } else {
-        print!("{}", gatehouse_node::ctl::failover::render(&reply));
+        print!("{}", gatehouse_ctl::failover::render(&reply));
         Ok(())
     }
 }
@@ -226,9 +226,9 @@ async fn drill(
     let mut admin = Admin::connect(addr).await?;
     let report = admin.drill(slot, kill, timeout_s * 1000).await?;
     if as_json {
-        print_json(&gatehouse_node::ctl::failover::DrillJson::from(&report))
+        print_json(&gatehouse_ctl::failover::DrillJson::from(&report))
     } else {
-        print!("{}", gatehouse_node::ctl::failover::render_drill(&report));
+        print!("{}", gatehouse_ctl::failover::render_drill(&report));
         Ok(())
     }
 }
@@ -247,9 +247,9 @@ async fn cluster(op: ClusterOp, addr: &str, as_json: bool) -> Result<(), Failure
         ClusterOp::Remove(id) => admin.remove_node(id).await?,
     };
     if as_json {
-        print_json(&gatehouse_node::ctl::cluster::ClusterJson::from(&reply))
+        print_json(&gatehouse_ctl::cluster::ClusterJson::from(&reply))
     } else {
-        print!("{}", gatehouse_node::ctl::cluster::render(&reply));
+        print!("{}", gatehouse_ctl::cluster::render(&reply));
         Ok(())
     }
 }
@@ -322,7 +322,7 @@ fn add_user(name: &str, users_file: &Path) -> Result<(), Failure> {
             Some("echo PASSWORD | gatehousectl user add NAME [--users-file PATH]"),
         ));
     }
-    gatehouse_node::users::add_user(users_file, name, &password)
+    gatehouse_runtime::users::add_user(users_file, name, &password)
         .map_err(|e| Failure::Failed(format!("{e:#}")))?;
     println!(
         "INFO: user {name} saved in {} (the node picks it up at the next login)",

@@ -3,7 +3,7 @@
 //! duration, inactivity), so a script never recomputes them.
 
 use super::show;
-use crate::admin::pb;
+use gatehouse_proto::admin as pb;
 use serde::Serialize;
 
 /// `show vpn-sessiondb --json`.
@@ -157,7 +157,7 @@ pub fn to_string<T: Serialize>(v: &T) -> Result<String, serde_json::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ctl::show::tests::reply;
+    use crate::show::tests::reply;
 
     fn keys(v: &serde_json::Value) -> Vec<String> {
         let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();

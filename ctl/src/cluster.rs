@@ -1,6 +1,6 @@
 //! `show cluster` output.
 
-use crate::admin::pb;
+use gatehouse_proto::admin as pb;
 use serde::Serialize;
 use std::fmt::Write;
 

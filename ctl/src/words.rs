@@ -1,8 +1,8 @@
 //! The headend's command words after `show vpn-sessiondb` and `vpn-sessiondb logoff`, parsed
 //! into admin API requests. Kept apart from clap so the grammar is tested on its own.
 
-use crate::admin::pb::logoff_request::Selector;
-use crate::admin::pb::show_sessions_request::Filter;
+use gatehouse_proto::admin::logoff_request::Selector;
+use gatehouse_proto::admin::show_sessions_request::Filter;
 use std::fmt;
 
 /// Usage of `show vpn-sessiondb`.

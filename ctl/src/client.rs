@@ -1,8 +1,8 @@
 //! The admin API client: connect to a node's `admin_listen` and turn failures into messages
 //! that say where `gatehousectl` looked and what to check.
 
-use crate::admin::pb;
-use crate::admin::pb::admin_client::AdminClient;
+use gatehouse_proto::admin as pb;
+use gatehouse_proto::admin::admin_client::AdminClient;
 use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
 

@@ -440,7 +440,7 @@ write_timeout = "3s"
                 peers = peers.join(", "),
             );
             std::fs::write(nd.join("node.toml"), cfg)?;
-            gatehouse_node::users::add_user(
+            gatehouse_node::edge::users::add_user(
                 &nd.join("users.toml"),
                 crate::gatehouse::USER,
                 crate::gatehouse::PASSWORD,

@@ -41,7 +41,7 @@ impl GatewayNode {
         let dir = tempfile::Builder::new().prefix("gh-node-").tempdir()?;
         let cfg = config(topo, opts, dir.path());
         std::fs::write(dir.path().join("node.toml"), cfg)?;
-        gatehouse_node::users::add_user(&dir.path().join("users.toml"), USER, PASSWORD)?;
+        gatehouse_node::edge::users::add_user(&dir.path().join("users.toml"), USER, PASSWORD)?;
         let mut n = GatewayNode {
             child: None,
             gw_ns: topo.ns_name(Role::Gw).to_string(),

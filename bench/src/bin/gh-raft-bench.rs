@@ -144,6 +144,11 @@ impl Cluster {
                 async move {
                     let _ = rx.await;
                 },
+                gatehouse_node::cluster::watch_service::SlotSource {
+                    db: store.clone(),
+                    port: 443,
+                    clock: gatehouse_node::clock::Clock::new(),
+                },
                 Default::default(),
             )
             .await?;

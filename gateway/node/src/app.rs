@@ -2,13 +2,14 @@
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::dataplane::DataPlane;
 use crate::db::SessionStore;
+use crate::edge::dataplane::DataPlane;
+use crate::edge::listener as gateway;
+use crate::edge::throttle::Throttle;
+use crate::edge::tunnels::Tunnels;
+use crate::edge::users::Users;
 use crate::node::{Node, Stopping};
-use crate::throttle::Throttle;
-use crate::tunnels::Tunnels;
-use crate::users::Users;
-use crate::{admin, gateway, metrics, sessions, tls};
+use crate::{admin, metrics, sessions, tls};
 use anyhow::{Context, Result};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +30,8 @@ pub async fn run(cfg: Config) -> Result<()> {
         control.run(async move { SessionStore::open(id, &dir, cluster.as_ref()).await }).await??
     };
     let (stop_tx, stop_rx) = watch::channel(Stopping::No);
-    let node_cell: crate::cluster::service::NodeCell = Default::default();
+    let clock = Clock::new();
+    let drills: crate::cluster::drill_service::DrillCell = Default::default();
     let cluster_task = match &cfg.cluster {
         Some(c) => {
             let tls = crate::cluster::ClusterTls::load(c)?;
@@ -37,11 +39,17 @@ pub async fn run(cfg: Config) -> Result<()> {
             let stopped = async move {
                 let _ = stop.changed().await;
             };
-            let (db2, listen, cell) = (db.clone(), c.listen, node_cell.clone());
+            let (db2, listen, cell) = (db.clone(), c.listen, drills.clone());
+            let slots = crate::cluster::watch_service::SlotSource {
+                db: db.clone(),
+                port: cfg.listen.port(),
+                clock,
+            };
             Some(
                 control
                     .run(async move {
-                        crate::cluster::service::serve(&db2, listen, &tls, stopped, cell).await
+                        crate::cluster::service::serve(&db2, listen, &tls, stopped, slots, cell)
+                            .await
                     })
                     .await??,
             )
@@ -59,7 +67,7 @@ pub async fn run(cfg: Config) -> Result<()> {
         .await
         .with_context(|| format!("binding {}", cfg.listen))?;
     let node = Arc::new(Node {
-        clock: Clock::new(),
+        clock,
         db,
         dp: dp.clone(),
         tunnels: Tunnels::default(),
@@ -75,10 +83,10 @@ pub async fn run(cfg: Config) -> Result<()> {
     tokio::spawn(sessions::follow_endings(node.clone()));
     tokio::spawn(sessions::run_session_timers(node.clone()));
     tokio::spawn(sessions::run_gauges(node.clone()));
-    control.spawn(crate::membership::run_member_duties(node.clone()));
+    control.spawn(crate::cluster::membership::run_member_duties(node.clone()));
     let slots_task =
         control.spawn(crate::slots::run(node.clone())).context("control-plane runtime stopped")?;
-    let _ = node_cell.set(node.clone());
+    let _ = drills.set(std::sync::Arc::new(crate::slots::drill::NodeDrills(node.clone())));
     tokio::spawn(metrics::follow_raft(node.db.raft().clone()));
     if let Some(addr) = node.cfg.metrics_listen {
         tokio::spawn(async move {

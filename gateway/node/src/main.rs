@@ -171,7 +171,7 @@ fn prepare_demo(dir: &std::path::Path, listen: &str) -> anyhow::Result<PathBuf> 
     }
     let users = dir.join("users.toml");
     if !users.exists() {
-        gatehouse_node::users::add_user(&users, DEMO_USER, DEMO_PASSWORD)?;
+        gatehouse_node::edge::users::add_user(&users, DEMO_USER, DEMO_PASSWORD)?;
     }
     let c = Config::load(&cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
     let pin = gatehouse_node::tls::load_or_generate(c.tls.as_ref(), &c.data_dir)?.pin;

@@ -58,7 +58,10 @@ pub const RAFT_APPLY_LAG: &str = "gatehouse_raft_apply_lag";
 pub const RAFT_SNAPSHOTS: &str = "gatehouse_raft_snapshots_total";
 
 /// Export openraft's metrics of `raft` as they change.
-pub async fn follow_raft(raft: openraft::Raft<crate::db::Tc>) {
+pub async fn follow_raft<C>(raft: openraft::Raft<C>)
+where
+    C: openraft::RaftTypeConfig<NodeId = u64>,
+{
     let mut rx = raft.metrics();
     let (mut leader, mut snapshot) = (None, None);
     loop {

@@ -2,11 +2,11 @@
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::dataplane::DataPlane;
 use crate::db::SessionStore;
-use crate::throttle::Throttle;
-use crate::tunnels::Tunnels;
-use crate::users::Users;
+use crate::edge::dataplane::DataPlane;
+use crate::edge::throttle::Throttle;
+use crate::edge::tunnels::Tunnels;
+use crate::edge::users::Users;
 use ring::rand::SystemRandom;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -46,7 +46,7 @@ pub struct Node {
     /// Stop signal.
     pub stopping: watch::Receiver<Stopping>,
     /// Slots whose addresses this node holds.
-    pub local_slots: crate::slots::LocalSlots,
+    pub local_slots: crate::slots::local::LocalSlots,
 }
 
 impl Node {

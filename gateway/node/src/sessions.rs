@@ -4,9 +4,9 @@
 //! - the ended-session journal: tell local tunnels of sessions that ended anywhere;
 //! - session gauges, refreshed when an entry applies (counts kept by `apply`, no scan).
 
+use crate::edge::tunnels::TunnelCtl;
 use crate::metrics as m;
 use crate::node::Node;
-use crate::tunnels::TunnelCtl;
 use gatehouse_core::{EndReason, Expire, SessionDb};
 use std::sync::Arc;
 use std::time::Duration;

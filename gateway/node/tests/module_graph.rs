@@ -73,7 +73,7 @@ fn referenced(code: &str, here: &[String]) -> Vec<Vec<String>> {
                 }
             }
             // The module this path is relative to.
-            let mut base: Vec<String> = match start {
+            let base: Vec<String> = match start {
                 "crate::" => Vec::new(),
                 // `super` of a `mod.rs` is its parent module's parent.
                 // `super` is the parent module, for a `mod.rs` as for a plain file: `here` is
@@ -85,29 +85,53 @@ fn referenced(code: &str, here: &[String]) -> Vec<Vec<String>> {
                 }
                 _ => here.to_vec(),
             };
-            let mut rest = &code[from..];
-            loop {
-                let seg: String =
-                    rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-                if seg.is_empty() {
-                    break;
-                }
-                if seg == "super" {
-                    base.pop();
-                } else {
-                    base.push(seg.clone());
-                }
-                rest = &rest[seg.len()..];
-                if let Some(r) = rest.strip_prefix("::") {
-                    rest = r;
-                } else {
-                    break;
-                }
-            }
-            refs.push(base);
+            follow(&code[from..], base, &mut refs);
         }
     }
     refs
+}
+
+/// Walk the path segments at the start of `rest` from `base`; a `{a, b::c}` group walks each
+/// member. Pushes every path reached.
+fn follow(mut rest: &str, mut base: Vec<String>, refs: &mut Vec<Vec<String>>) {
+    loop {
+        if let Some(group) = rest.strip_prefix('{') {
+            let mut depth = 0;
+            let mut start = 0;
+            for (i, c) in group.char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => {
+                        follow(group[start..i].trim_start(), base.clone(), refs);
+                        return;
+                    }
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        follow(group[start..i].trim_start(), base.clone(), refs);
+                        start = i + 1;
+                    }
+                    _ => {}
+                }
+            }
+            return;
+        }
+        let seg: String =
+            rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        if seg.is_empty() {
+            break;
+        }
+        if seg == "super" {
+            base.pop();
+        } else if seg != "self" {
+            base.push(seg.clone());
+        }
+        rest = &rest[seg.len()..];
+        match rest.strip_prefix("::") {
+            Some(r) => rest = r,
+            None => break,
+        }
+    }
+    refs.push(base);
 }
 
 #[test]

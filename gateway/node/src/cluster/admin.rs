@@ -1,7 +1,7 @@
 //! The cluster part of the admin API: `show cluster`, `cluster add-node`, `cluster remove-node`.
 
-use crate::admin::pb;
 use crate::node::Node;
+use gatehouse_proto::admin as pb;
 use openraft::{BasicNode, ServerState};
 use std::collections::BTreeSet;
 use tonic::Status;

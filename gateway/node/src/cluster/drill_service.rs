@@ -3,33 +3,61 @@
 //! [`request_move`], straight over the cluster network.
 
 use super::network::{CallError, GrpcNetwork};
+use super::payload::{decode, encode};
 use super::pb::drill_client::DrillClient;
 use super::pb::drill_server::{Drill, DrillServer};
 use super::pb::Payload;
-use super::service::{decode, encode, node_of, NodeCell};
-use crate::slots::drill::{DrillMove, DrillMoveReply};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tonic::{Request, Response, Status};
 
 /// Bound on the owner's answer (a switchover commits a few log entries first).
 const DRILL_TTL: Duration = Duration::from_secs(10);
 
+/// What the owner is asked to do.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct DrillMove {
+    /// Slot.
+    pub slot: u32,
+    /// Crash (true) or graceful switch (false).
+    pub crash: bool,
+}
+
+/// The owner's answer.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct DrillMoveReply {
+    /// Error text, if refused.
+    pub error: Option<String>,
+}
+
+/// What carries out a drill move on this node (the slot manager's drills).
+#[tonic::async_trait]
+pub trait DrillExecutor: Send + Sync + 'static {
+    /// Crash or switch over as `m` says, if this node owns the slot.
+    async fn execute(&self, m: DrillMove) -> DrillMoveReply;
+}
+
+/// The executor, once the node is built (the cluster service starts before it, so Raft can
+/// elect); until then drill moves are answered `UNAVAILABLE`.
+pub type DrillCell = Arc<OnceLock<Arc<dyn DrillExecutor>>>;
+
 /// Carries out drill moves on this node.
 pub struct DrillService {
-    node: NodeCell,
+    drills: DrillCell,
 }
 
 /// The service, ready to register on the cluster server.
-pub fn server(node: NodeCell) -> DrillServer<DrillService> {
-    DrillServer::new(DrillService { node })
+pub fn server(drills: DrillCell) -> DrillServer<DrillService> {
+    DrillServer::new(DrillService { drills })
 }
 
 #[tonic::async_trait]
 impl Drill for DrillService {
     async fn drill_move(&self, r: Request<Payload>) -> Result<Response<Payload>, Status> {
         let m: DrillMove = decode(r.get_ref())?;
-        let node = node_of(&self.node)?;
-        encode(&crate::slots::drill::execute(node, m).await)
+        let drills =
+            self.drills.get().cloned().ok_or_else(|| Status::unavailable("node still starting"))?;
+        encode(&drills.execute(m).await)
     }
 }
 

@@ -2,11 +2,11 @@
 //! leader as one log entry. The client side is [`Peer::forward`], used by `db`.
 
 use super::network::{CallError, Peer};
+use super::payload::{decode, encode, MAX_MESSAGE};
 use super::pb::forwarded_writes_client::ForwardedWritesClient;
 use super::pb::forwarded_writes_server::{ForwardedWrites, ForwardedWritesServer};
 use super::pb::Payload;
-use super::service::{decode, encode, MAX_MESSAGE};
-use crate::db::Tc;
+use crate::db::state::Tc;
 use gatehouse_core::{Command, Outcome};
 use gatehouse_raft::Request;
 use openraft::error::{ClientWriteError, RaftError};

@@ -7,7 +7,9 @@
 pub mod admin;
 pub mod drill_service;
 pub mod forward_service;
+pub mod membership;
 pub mod network;
+pub mod payload;
 pub mod pki;
 pub mod raft_service;
 pub mod service;

@@ -2,11 +2,11 @@
 //! shared by the clients of every cluster service (Raft here, forwarded writes and drills in
 //! their service files). Payloads are serde types as JSON (see proto/proto/cluster.proto).
 
+use super::payload::MAX_MESSAGE;
 use super::pb::raft_client::RaftClient;
 use super::pb::Payload;
-use super::service::MAX_MESSAGE;
 use super::ClusterTls;
-use crate::db::Tc;
+use crate::db::state::Tc;
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };

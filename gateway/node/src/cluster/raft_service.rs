@@ -1,10 +1,10 @@
 //! The `Raft` service: peers' AppendEntries, Vote and InstallSnapshot, handed to openraft.
 //! The client side is openraft's network in `network`.
 
+use super::payload::{decode, encode, MAX_MESSAGE};
 use super::pb::raft_server::{Raft, RaftServer};
 use super::pb::Payload;
-use super::service::{decode, encode, MAX_MESSAGE};
-use crate::db::Tc;
+use crate::db::state::Tc;
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use tonic::{Request, Response, Status};
 

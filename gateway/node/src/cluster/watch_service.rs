@@ -9,11 +9,10 @@
 
 use super::pb::slot_watch_server::{SlotWatch, SlotWatchServer};
 use super::pb::Payload;
-use super::service::{node_of, NodeCell};
 use super::{SlotTableView, SlotView};
-use crate::node::Node;
+use crate::clock::Clock;
+use crate::db::SessionStore;
 use gatehouse_core::MonoMillis;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tonic::{Response, Status};
@@ -22,10 +21,20 @@ use tonic::{Response, Status};
 /// entry, and a director takes a silent stream for a dead one (it re-subscribes after 3 s).
 pub const RESEND_AFTER: Duration = Duration::from_secs(2);
 
+/// What the watch service reads: the applied session db, the clients' port, the clock.
+#[derive(Clone)]
+pub struct SlotSource {
+    /// The session db.
+    pub db: SessionStore,
+    /// Client-facing port of the nodes (directors redirect to it).
+    pub port: u16,
+    /// The clock.
+    pub clock: Clock,
+}
+
 /// The slot table as directors see it, from this node's applied state.
-pub fn slot_table_view(node: &Node) -> SlotTableView {
-    let now = node.clock.unix();
-    let port = node.cfg.listen.port();
+pub fn slot_table_view(src: &SlotSource) -> SlotTableView {
+    let (node, now, port) = (&src, src.clock.unix(), src.port);
     let (slots, counts) =
         node.db.read(|db| (db.slots().iter().cloned().collect::<Vec<_>>(), db.slot_sessions()));
     SlotTableView {
@@ -96,12 +105,12 @@ impl SlotFeed {
 
 /// Streams slot tables to directors.
 pub struct WatchService {
-    node: NodeCell,
+    src: SlotSource,
 }
 
 /// The service, ready to register on the cluster server.
-pub fn server(node: NodeCell) -> SlotWatchServer<WatchService> {
-    SlotWatchServer::new(WatchService { node })
+pub fn server(src: SlotSource) -> SlotWatchServer<WatchService> {
+    SlotWatchServer::new(WatchService { src })
 }
 
 type SlotStream =
@@ -115,7 +124,7 @@ impl SlotWatch for WatchService {
         &self,
         _r: tonic::Request<Payload>,
     ) -> Result<Response<SlotStream>, Status> {
-        let node = node_of(&self.node)?;
+        let node = self.src.clone();
         // Room for one table: a second waits for the director, and coalesces meanwhile.
         let (tx, rx) = mpsc::channel::<Result<Payload, Status>>(1);
         tokio::spawn(feed(node, tx));
@@ -124,7 +133,7 @@ impl SlotWatch for WatchService {
 }
 
 /// Drive one stream's [`SlotFeed`] until the director goes away.
-pub async fn feed(node: Arc<Node>, tx: mpsc::Sender<Result<Payload, Status>>) {
+pub async fn feed(node: SlotSource, tx: mpsc::Sender<Result<Payload, Status>>) {
     let mut applied = node.db.applied();
     let mut feed = SlotFeed::default();
     loop {

@@ -1,8 +1,8 @@
 //! The failover part of the admin API: `show failover`, `failover switch`, drill crashes.
 
-use crate::admin::pb;
 use crate::node::Node;
 use gatehouse_core::SlotSpec;
+use gatehouse_proto::admin as pb;
 use tonic::Status;
 
 /// Slots as seen by this node.

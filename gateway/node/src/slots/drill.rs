@@ -7,31 +7,26 @@
 //! of the move to the commit of each session's new tunnel on the new owner (the client's first
 //! packet follows within one round trip).
 
-use crate::admin::pb;
+use crate::cluster::drill_service::{DrillExecutor, DrillMove, DrillMoveReply};
 use crate::node::Node;
 use gatehouse_core::UnixMillis;
+use gatehouse_proto::admin as pb;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use tonic::Status;
 
-/// What the owner is asked to do.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct DrillMove {
-    /// Slot.
-    pub slot: u32,
-    /// Crash (true) or graceful switch (false).
-    pub crash: bool,
-}
+/// Carries out drill moves for the cluster's `Drill` service on this node (the owner).
+pub struct NodeDrills(pub std::sync::Arc<Node>);
 
-/// The owner's answer.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct DrillMoveReply {
-    /// Error text, if refused.
-    pub error: Option<String>,
+#[tonic::async_trait]
+impl DrillExecutor for NodeDrills {
+    async fn execute(&self, m: DrillMove) -> DrillMoveReply {
+        execute(self.0.clone(), m).await
+    }
 }
 
 /// Carry out a drill move on this node (the owner).
-pub async fn execute(node: std::sync::Arc<Node>, m: DrillMove) -> DrillMoveReply {
+async fn execute(node: std::sync::Arc<Node>, m: DrillMove) -> DrillMoveReply {
     if m.crash {
         let owner = node.db.read(|db| db.slots().get(m.slot).and_then(|s| s.owner));
         if owner != Some(node.db.node_id()) {

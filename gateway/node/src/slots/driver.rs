@@ -2,8 +2,8 @@
 //! source (applied table, proposal results, switch requests, stop). It reads the clocks
 //! once per wake-up and passes them in; the rules are the agent's.
 
+use super::local::{Control, Handles};
 use super::worker::{Job, Worker};
-use super::{Control, Handles};
 use crate::config::SlotsConfig;
 use crate::db::ProposeError;
 use crate::node::Node;

@@ -3,10 +3,10 @@
 //! timer into `gatehouse_core::CstpTunnel`, then drains its transmits into the TLS writer and
 //! its events into tun writes, metrics and the db. No protocol rule lives here.
 
-use crate::gateway::{bad_input, ClientStream};
+use crate::edge::tunnels::{TunnelCtl, TunnelStats};
+use crate::edge::{bad_input, ClientStream};
 use crate::metrics as m;
 use crate::node::{Node, Stopping};
-use crate::tunnels::{TunnelCtl, TunnelStats};
 use bytes::Bytes;
 use gatehouse_core::tunnel::cstp::{BadInput, Event, Stats};
 use gatehouse_core::{

@@ -3,9 +3,8 @@
 //! closes. Every stage is bounded by `request_timeout`, and every refusal is counted in
 //! `gatehouse_bad_input_total`.
 
-use crate::metrics as m;
+use super::{cstp, login};
 use crate::node::Node;
-use crate::{cstp, login};
 use bytes::BytesMut;
 use gatehouse_proto::http::{self, HttpError, RequestHead};
 use gatehouse_runtime::accept::{refusal, Handler, HandshakeError, TlsListener};
@@ -14,13 +13,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-/// The TLS stream of a client connection.
-pub type ClientStream = gatehouse_runtime::accept::ServerStream;
-
-/// Count a refused input.
-pub fn bad_input(stage: &'static str, reason: &'static str) {
-    metrics::counter!(m::BAD_INPUT, "stage" => stage, "reason" => reason).increment(1);
-}
+pub use super::{bad_input, ClientStream};
 
 /// Accept clients until the node stops.
 pub async fn serve(node: Arc<Node>, listener: TcpListener) {

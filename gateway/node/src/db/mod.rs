@@ -9,33 +9,19 @@ use crate::cluster::network::GrpcNetwork;
 use crate::cluster::{ClusterTls, ForwardReply};
 use crate::config::ClusterConfig;
 use crate::metrics as m;
+
+pub mod state;
 use anyhow::{Context, Result};
 use gatehouse_core::{Command, Outcome, OutcomeMismatch, Proposal, Rejection, SessionDb};
-use gatehouse_raft::{Request, SharedState, TypeConfig};
+use gatehouse_raft::{Request, SharedState};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, Config};
-use serde::{Deserialize, Serialize};
+pub use state::{Replicated, Tc};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
-
-/// `SessionDb` as openraft's replicated state (a newtype: the trait and the type live in
-/// different crates). One log entry carries a batch of commands — every write proposed on a
-/// node while its previous batches were committing (see `run_batcher`) — applied in order,
-/// each at its own timestamp.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Replicated(pub SessionDb);
-
-impl gatehouse_raft::ReplicatedState for Replicated {
-    type Command = Vec<Command>;
-    type Outcome = Vec<Outcome>;
-    fn apply(&mut self, cmds: &Vec<Command>) -> Vec<Outcome> {
-        cmds.iter().map(|c| self.0.apply(c)).collect()
-    }
-}
 
 /// Most commands in one log entry.
 const MAX_BATCH: usize = 512;
@@ -48,9 +34,6 @@ pub const SNAPSHOT_EVERY: u64 = 20_000;
 /// `MAX_BATCH` commands, so counting entries alone would let the log grow to gigabytes under
 /// sustained load.
 pub const SNAPSHOT_LOG_BYTES: u64 = 64 << 20;
-
-/// openraft type configuration of the session db.
-pub type Tc = TypeConfig<Replicated>;
 
 impl SessionStore {
     /// The cluster network Raft uses: its channels to the peers serve the other cluster

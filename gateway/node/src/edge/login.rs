@@ -3,10 +3,10 @@
 //! one Raft entry and its token goes to the client as the `webvpn` cookie.
 
 use crate::db::ProposeError;
-use crate::gateway::bad_input;
+use crate::edge::bad_input;
+use crate::edge::token;
 use crate::metrics as m;
 use crate::node::Node;
-use crate::token;
 use gatehouse_core::{LoggedIn, NewSession};
 use gatehouse_proto::auth_xml::{self, ClientAuth, ClientAuthKind, FormSpec};
 use gatehouse_proto::http::{self, RequestHead};
@@ -127,7 +127,7 @@ async fn post(
     // Which slot the client came in on (the director sent it to that address).
     let slot = match node.local_slots.slot_for(local_ip) {
         Ok(slot) => slot,
-        Err(crate::slots::SlotMoved) => {
+        Err(gatehouse_core::slot_agent::SlotMoved) => {
             metrics::counter!(m::LOGINS, "result" => "refused").increment(1);
             return http::response(
                 503,

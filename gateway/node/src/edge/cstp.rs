@@ -3,14 +3,14 @@
 //! closed. The tunnel's rules live in `gatehouse_core::tunnel` (`CstpTunnel`); the loop that
 //! moves bytes, time and orders in and out of it is `cstp_driver`.
 
-use crate::cstp_driver as driver;
-use crate::dataplane::Route;
 use crate::db::ProposeError;
-use crate::gateway::{bad_input, ClientStream};
+use crate::edge::cstp_driver as driver;
+use crate::edge::dataplane::Route;
+use crate::edge::token;
+use crate::edge::tunnels::{LocalTunnel, TunnelCtl, TunnelStats};
+use crate::edge::{bad_input, ClientStream};
 use crate::metrics as m;
 use crate::node::Node;
-use crate::token;
-use crate::tunnels::{LocalTunnel, TunnelCtl, TunnelStats};
 use bytes::{Bytes, BytesMut};
 use gatehouse_core::tunnel::connect::{connect_headers, negotiate_mtu, ClientMtu};
 use gatehouse_core::{
@@ -71,7 +71,7 @@ pub async fn run(
     let slot = match node.local_slots.slot_for(local_ip) {
         Ok(slot) => slot,
         // Retried by openconnect (503), by which time the slot's new owner answers.
-        Err(crate::slots::SlotMoved) => {
+        Err(gatehouse_core::slot_agent::SlotMoved) => {
             return refuse(stream, 503, "slot moved to another node").await
         }
     };

@@ -70,7 +70,7 @@ pub async fn run(cfg: Config) -> Result<()> {
         clock,
         db,
         dp: dp.clone(),
-        tunnels: Tunnels::default(),
+        tunnels: Arc::new(Tunnels::default()),
         users,
         throttle: Throttle::new(cfg.login.clone()),
         rng: ring::rand::SystemRandom::new(),
@@ -80,10 +80,15 @@ pub async fn run(cfg: Config) -> Result<()> {
         cfg,
     });
     tokio::spawn(dp.run_reader());
-    tokio::spawn(sessions::follow_endings(node.clone()));
-    tokio::spawn(sessions::run_session_timers(node.clone()));
-    tokio::spawn(sessions::run_gauges(node.clone()));
-    control.spawn(crate::cluster::membership::run_member_duties(node.clone()));
+    tokio::spawn(sessions::follow_endings(node.db.clone(), node.tunnels.clone()));
+    tokio::spawn(sessions::run_session_timers(node.db.clone(), node.clock));
+    tokio::spawn(sessions::run_gauges(node.db.clone()));
+    control.spawn(crate::cluster::membership::run_member_duties(
+        node.db.clone(),
+        node.tunnels.clone(),
+        node.clock,
+        node.cfg.cluster.clone(),
+    ));
     let slots_task =
         control.spawn(crate::slots::run(node.clone())).context("control-plane runtime stopped")?;
     let _ = drills.set(std::sync::Arc::new(crate::slots::drill::NodeDrills(node.clone())));

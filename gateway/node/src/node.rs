@@ -34,7 +34,7 @@ pub struct Node {
     /// Tun device and inner-address routes.
     pub dp: Arc<DataPlane>,
     /// Tunnels running here.
-    pub tunnels: Tunnels,
+    pub tunnels: Arc<Tunnels>,
     /// Local users.
     pub users: Arc<Users>,
     /// Login throttling.

@@ -4,36 +4,38 @@
 //! - the ended-session journal: tell local tunnels of sessions that ended anywhere;
 //! - session gauges, refreshed when an entry applies (counts kept by `apply`, no scan).
 
+use crate::clock::Clock;
+use crate::db::SessionStore;
 use crate::edge::tunnels::TunnelCtl;
+use crate::edge::tunnels::Tunnels;
 use crate::metrics as m;
-use crate::node::Node;
 use gatehouse_core::{EndReason, Expire, SessionDb};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Follow the ended-session journal and close local tunnels of ended sessions.
-pub async fn follow_endings(node: Arc<Node>) {
-    let mut applied = node.db.applied();
-    let mut seen = node.db.read(|db| db.end_seq());
+pub async fn follow_endings(db: SessionStore, tunnels: Arc<Tunnels>) {
+    let mut applied = db.applied();
+    let mut seen = db.read(|db| db.end_seq());
     loop {
         // The entries and the sequence to resume from come from ONE read: an ending applied
         // between two reads would otherwise be skipped for good (tests/journal.rs).
-        let e = node.db.read(|db| db.endings_after(seen));
+        let e = db.read(|db| db.endings_after(seen));
         seen = e.next;
         for (index, reason) in e.ended {
             metrics::counter!(m::SESSIONS_ENDED, "reason" => reason_label(reason)).increment(1);
             tracing::info!(session = index, reason = reason.text(), "session ended");
-            node.tunnels.send_session(index, TunnelCtl::SessionEnded(reason));
+            tunnels.send_session(index, TunnelCtl::SessionEnded(reason));
         }
         if e.missed > 0 {
             // More endings than the journal keeps applied since the last wake-up: check every
             // local tunnel's session instead.
             tracing::warn!(missed = e.missed, "fell behind the ended-session journal");
-            let gone: Vec<u64> = node.db.read(|db| {
-                node.tunnels.indices().into_iter().filter(|&i| db.get(i).is_none()).collect()
+            let gone: Vec<u64> = db.read(|db| {
+                tunnels.indices().into_iter().filter(|&i| db.get(i).is_none()).collect()
             });
             for index in gone {
-                node.tunnels.send_session(index, TunnelCtl::SessionEnded(EndReason::AdminLogoff));
+                tunnels.send_session(index, TunnelCtl::SessionEnded(EndReason::AdminLogoff));
             }
         }
         if applied.changed().await.is_err() {
@@ -54,15 +56,15 @@ fn reason_label(r: EndReason) -> &'static str {
 
 /// Propose `Expire` for sessions whose replicated deadline passed. Only the leader proposes
 /// (any node computes the same deadlines; one proposal is enough).
-pub async fn run_session_timers(node: Arc<Node>) {
-    let mut applied = node.db.applied();
+pub async fn run_session_timers(db: SessionStore, clock: Clock) {
+    let mut applied = db.applied();
     loop {
-        let now = node.clock.unix();
-        let next = node.db.read(|db| db.next_deadline());
-        if node.db.is_leader() {
-            let due = node.db.read(|db| db.expired(now));
+        let now = clock.unix();
+        let next = db.read(|db| db.next_deadline());
+        if db.is_leader() {
+            let due = db.read(|db| db.expired(now));
             for (index, _) in due {
-                if let Err(e) = node.db.propose(Expire { at: now, index }).await {
+                if let Err(e) = db.propose(Expire { at: now, index }).await {
                     tracing::warn!(session = index, "expiry not committed: {e}");
                 }
             }
@@ -86,10 +88,10 @@ fn session_gauges(db: &SessionDb) -> (usize, usize, usize) {
 }
 
 /// Refresh the session gauges whenever an entry applies (a burst of applies wakes this once).
-pub async fn run_gauges(node: Arc<Node>) {
-    let mut applied = node.db.applied();
+pub async fn run_gauges(db: SessionStore) {
+    let mut applied = db.applied();
     loop {
-        let (active, inactive, leases) = node.db.read(session_gauges);
+        let (active, inactive, leases) = db.read(session_gauges);
         metrics::gauge!(m::SESSIONS_ACTIVE).set(active as f64);
         metrics::gauge!(m::SESSIONS_INACTIVE).set(inactive as f64);
         metrics::gauge!(m::ADDRESS_LEASES).set(leases as f64);

@@ -2,7 +2,10 @@
 //! silent members, and detaching the tunnels the replicated state records on this node that
 //! do not run here.
 
-use crate::node::Node;
+use crate::clock::Clock;
+use crate::config::ClusterConfig;
+use crate::db::SessionStore;
+use crate::edge::tunnels::Tunnels;
 use gatehouse_core::health::newly_silent;
 use gatehouse_core::{DetachTunnel, Heartbeat, NodeDown, TunnelId};
 use std::sync::Arc;
@@ -19,21 +22,25 @@ const STALE_AFTER_MS: u64 = 5_000;
 ///   restart none of them exists, an attach whose client was refused may commit late, and a
 ///   detach may have failed to commit. Only this node's own records are read (an index kept
 ///   by `apply`), never the whole session table.
-pub async fn run_member_duties(node: Arc<Node>) {
-    let me = node.db.node_id();
-    let every = node.cfg.cluster.as_ref().map_or(Duration::from_secs(2), |c| c.heartbeat);
+pub async fn run_member_duties(
+    db: SessionStore,
+    tunnels: Arc<Tunnels>,
+    clock: Clock,
+    cluster: Option<ClusterConfig>,
+) {
+    let me = db.node_id();
+    let every = cluster.as_ref().map_or(Duration::from_secs(2), |c| c.heartbeat);
     loop {
-        let now = node.clock.unix();
-        if let Some(c) = &node.cfg.cluster {
-            if let Err(e) = node.db.propose(Heartbeat { at: now, node: me }).await {
+        let now = clock.unix();
+        if let Some(c) = &cluster {
+            if let Err(e) = db.propose(Heartbeat { at: now, node: me }).await {
                 tracing::debug!("heartbeat not committed: {e}");
             }
-            if node.db.is_leader() {
+            if db.is_leader() {
                 let grace = c.node_down_after.as_millis() as u64;
-                let silent =
-                    node.db.read(|db| newly_silent(db.members(), me, now, c.node_down_after));
+                let silent = db.read(|db| newly_silent(db.members(), me, now, c.node_down_after));
                 for id in silent {
-                    match node.db.propose(NodeDown { at: now, node: id, grace_ms: grace }).await {
+                    match db.propose(NodeDown { at: now, node: id, grace_ms: grace }).await {
                         Ok(detached) => {
                             tracing::warn!(
                                 member = id,
@@ -46,9 +53,9 @@ pub async fn run_member_duties(node: Arc<Node>) {
                 }
             }
         }
-        let stale: Vec<TunnelId> = node.db.read(|db| {
+        let stale: Vec<TunnelId> = db.read(|db| {
             db.tunnels_on(me)
-                .filter(|id| !node.tunnels.contains(*id))
+                .filter(|id| !tunnels.contains(*id))
                 .filter(|id| {
                     db.get(id.index)
                         .and_then(|s| s.tunnels.iter().find(|t| t.id == *id))
@@ -58,7 +65,7 @@ pub async fn run_member_duties(node: Arc<Node>) {
         });
         for id in stale {
             let cmd = DetachTunnel { at: now, id, counters: Default::default() };
-            if let Err(e) = node.db.propose(cmd).await {
+            if let Err(e) = db.propose(cmd).await {
                 tracing::debug!(tunnel = %id, "could not detach a stale tunnel: {e}");
             }
         }

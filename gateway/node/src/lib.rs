@@ -1,11 +1,12 @@
-//! The Gatehouse node: the tokio driver around gatehouse-core.
+//! The Gatehouse node: the tokio driver that moves bytes and time into gatehouse-core.
 //!
-//! Where things live: `gateway` (TLS listener, HTTP), `login` (password check, session
-//! creation), `token` (cookies), `cstp` (the tunnel loop; DPD rules are in
-//! `gatehouse_core::tunnel`), `dataplane` (tun device and routes), `db` (Raft session db),
-//! `sessions` (session timers, endings), `admin` (gRPC admin API), `metrics`, `config`.
-//! What the director shares (clock, TLS, config helpers, accept loop) is in gatehouse-runtime;
-//! `clock`, `tls` and the config helpers are re-exported at their old paths.
+//! Where things live: `edge` (TLS listener, login, tokens, the CSTP driver, tun data plane,
+//! local tunnels), `db` (the Raft session db and typed proposals), `sessions` (session timers,
+//! endings, gauges), `cluster` (Raft network and the cluster services, membership, PKI),
+//! `slots` (driver of the slot agent, interface worker, drills), `admin` (gRPC admin API),
+//! `config` (one file per section), `metrics`, `app` (start-up and shutdown: the one place
+//! that wires components together). What the director shares (clock, TLS, config helpers,
+//! accept loop) is in gatehouse-runtime; `clock` and `tls` are re-exported from there.
 
 pub mod admin;
 pub mod app;

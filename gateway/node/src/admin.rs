@@ -7,7 +7,8 @@
 //! (`sessions::follow_endings`) then sends DISCONNECT to the clients, on whichever node holds
 //! them, so this module never touches a tunnel.
 
-use crate::node::{Node, Stopping};
+use crate::node::Node;
+use crate::stopping::Stopping;
 use gatehouse_core::{
     Counters, EndReason, EndSessions, MonoMillis, ParentSession, SessionDb, TunnelId, TunnelKind,
     UnixMillis,
@@ -132,14 +133,16 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         _req: Request<pb::ShowFailoverRequest>,
     ) -> Result<Response<pb::FailoverReply>, Status> {
-        Ok(Response::new(crate::slots::admin::show(&self.node)))
+        Ok(Response::new(crate::slots::admin::show(&self.node.slots)))
     }
 
     async fn failover_switch(
         &self,
         req: Request<pb::FailoverSwitchRequest>,
     ) -> Result<Response<pb::FailoverReply>, Status> {
-        crate::slots::admin::switch(&self.node, req.into_inner().slot).await.map(Response::new)
+        crate::slots::admin::switch(&self.node.slots, req.into_inner().slot)
+            .await
+            .map(Response::new)
     }
 
     async fn drill_crash(
@@ -150,7 +153,7 @@ impl pb::admin_server::Admin for AdminService {
         tokio::spawn(async move {
             // Answer first, then vanish.
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            crate::slots::admin::crash(&node);
+            crate::slots::admin::crash(&node.slots);
         });
         Ok(Response::new(pb::DrillCrashReply {}))
     }
@@ -159,7 +162,7 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         req: Request<pb::DrillRequest>,
     ) -> Result<Response<pb::DrillReport>, Status> {
-        crate::slots::drill::run(&self.node, req.into_inner()).await.map(Response::new)
+        crate::slots::drill::run(&self.node.slots, req.into_inner()).await.map(Response::new)
     }
 
     async fn remove_node(

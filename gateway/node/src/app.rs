@@ -8,7 +8,8 @@ use crate::edge::listener as gateway;
 use crate::edge::throttle::Throttle;
 use crate::edge::tunnels::Tunnels;
 use crate::edge::users::Users;
-use crate::node::{Node, Stopping};
+use crate::node::Node;
+use crate::stopping::Stopping;
 use crate::{admin, metrics, sessions, tls};
 use anyhow::{Context, Result};
 use std::sync::Arc;
@@ -66,6 +67,17 @@ pub async fn run(cfg: Config) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("binding {}", cfg.listen))?;
+    let local_slots: Arc<crate::slots::LocalSlots> = Default::default();
+    let slots = crate::slots::SlotCtx {
+        cfg: Arc::new(crate::slots::SlotCfg {
+            slots: cfg.slots.clone(),
+            cluster: cfg.cluster.clone(),
+        }),
+        db: db.clone(),
+        clock,
+        local_slots: local_slots.clone(),
+        stopping: stop_rx.clone(),
+    };
     let node = Arc::new(Node {
         clock,
         db,
@@ -76,7 +88,8 @@ pub async fn run(cfg: Config) -> Result<()> {
         rng: ring::rand::SystemRandom::new(),
         tls: tokio_rustls::TlsAcceptor::from(identity.server_config.clone()),
         stopping: stop_rx,
-        local_slots: Default::default(),
+        local_slots,
+        slots,
         cfg,
     });
     tokio::spawn(dp.run_reader());
@@ -89,9 +102,10 @@ pub async fn run(cfg: Config) -> Result<()> {
         node.clock,
         node.cfg.cluster.clone(),
     ));
-    let slots_task =
-        control.spawn(crate::slots::run(node.clone())).context("control-plane runtime stopped")?;
-    let _ = drills.set(std::sync::Arc::new(crate::slots::drill::NodeDrills(node.clone())));
+    let slots_task = control
+        .spawn(crate::slots::run(node.slots.clone()))
+        .context("control-plane runtime stopped")?;
+    let _ = drills.set(std::sync::Arc::new(crate::slots::drill::NodeDrills(node.slots.clone())));
     tokio::spawn(metrics::follow_raft(node.db.raft().clone()));
     if let Some(addr) = node.cfg.metrics_listen {
         tokio::spawn(async move {

@@ -20,4 +20,5 @@ pub mod metrics;
 pub mod node;
 pub mod sessions;
 pub mod slots;
+pub mod stopping;
 pub mod tls;

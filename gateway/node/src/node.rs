@@ -11,19 +11,11 @@ use ring::rand::SystemRandom;
 use std::sync::Arc;
 use tokio::sync::watch;
 
-/// How the node is stopping.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stopping {
-    /// Running.
-    No,
-    /// Operator stop (SIGTERM/SIGINT): clients get CSTP TERMINATE and leave.
-    Terminate,
-    /// Restart (SIGUSR2): connections close without TERMINATE, so clients reconnect and
-    /// resume with their cookies when the node is back.
-    Restart,
-}
+pub use crate::stopping::Stopping;
 
-/// Shared state of a running node.
+/// What the client-facing edge and the admin API share. The control plane's components
+/// (session store, cluster services, membership, session timers, slots) take narrow handles
+/// instead, so that nothing they are made of imports this struct back.
 pub struct Node {
     /// Validated config.
     pub cfg: Config,
@@ -46,7 +38,9 @@ pub struct Node {
     /// Stop signal.
     pub stopping: watch::Receiver<Stopping>,
     /// Slots whose addresses this node holds.
-    pub local_slots: crate::slots::local::LocalSlots,
+    pub local_slots: Arc<crate::slots::local::LocalSlots>,
+    /// What the slot manager, switchovers and drills work with.
+    pub slots: crate::slots::SlotCtx,
 }
 
 impl Node {

@@ -6,7 +6,8 @@
 use crate::edge::tunnels::{TunnelCtl, TunnelStats};
 use crate::edge::{bad_input, ClientStream};
 use crate::metrics as m;
-use crate::node::{Node, Stopping};
+use crate::node::Node;
+use crate::stopping::Stopping;
 use bytes::Bytes;
 use gatehouse_core::tunnel::cstp::{BadInput, Event, Stats};
 use gatehouse_core::{

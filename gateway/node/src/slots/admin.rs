@@ -1,12 +1,12 @@
 //! The failover part of the admin API: `show failover`, `failover switch`, drill crashes.
 
-use crate::node::Node;
+use super::SlotCtx;
 use gatehouse_core::SlotSpec;
 use gatehouse_proto::admin as pb;
 use tonic::Status;
 
 /// Slots as seen by this node.
-pub fn show(node: &Node) -> pb::FailoverReply {
+pub fn show(node: &SlotCtx) -> pb::FailoverReply {
     let now = node.clock.unix();
     let (slots, counts, active) = node.db.read(|db| {
         let mut active = std::collections::BTreeMap::<u32, u32>::new();
@@ -45,7 +45,7 @@ pub fn show(node: &Node) -> pb::FailoverReply {
 }
 
 /// Graceful switchover of `slot` (run on its owner).
-pub async fn switch(node: &Node, slot: u32) -> Result<pb::FailoverReply, Status> {
+pub async fn switch(node: &SlotCtx, slot: u32) -> Result<pb::FailoverReply, Status> {
     match super::switch(node, slot).await {
         Ok(_) => Ok(show(node)),
         Err(e) => Err(Status::failed_precondition(e.to_string())),
@@ -55,7 +55,7 @@ pub async fn switch(node: &Node, slot: u32) -> Result<pb::FailoverReply, Status>
 /// Drill crash: stop answering for our slots as a dead machine would, then exit at once.
 /// The slot worker does it after the interface changes already queued, so nothing it
 /// still had to add comes back after the fence; without a worker it happens here.
-pub fn crash(node: &Node) {
+pub fn crash(node: &SlotCtx) {
     if let Some(sc) = &node.cfg.slots {
         let live = node.local_slots.live();
         let specs: Vec<SlotSpec> =

@@ -7,8 +7,8 @@
 //! of the move to the commit of each session's new tunnel on the new owner (the client's first
 //! packet follows within one round trip).
 
+use super::SlotCtx;
 use crate::cluster::drill_service::{DrillExecutor, DrillMove, DrillMoveReply};
-use crate::node::Node;
 use gatehouse_core::UnixMillis;
 use gatehouse_proto::admin as pb;
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,7 +16,7 @@ use std::time::Duration;
 use tonic::Status;
 
 /// Carries out drill moves for the cluster's `Drill` service on this node (the owner).
-pub struct NodeDrills(pub std::sync::Arc<Node>);
+pub struct NodeDrills(pub SlotCtx);
 
 #[tonic::async_trait]
 impl DrillExecutor for NodeDrills {
@@ -26,7 +26,7 @@ impl DrillExecutor for NodeDrills {
 }
 
 /// Carry out a drill move on this node (the owner).
-async fn execute(node: std::sync::Arc<Node>, m: DrillMove) -> DrillMoveReply {
+async fn execute(node: SlotCtx, m: DrillMove) -> DrillMoveReply {
     if m.crash {
         let owner = node.db.read(|db| db.slots().get(m.slot).and_then(|s| s.owner));
         if owner != Some(node.db.node_id()) {
@@ -53,7 +53,7 @@ fn pct(sorted: &[u64], p: f64) -> u64 {
 }
 
 /// Run a drill from this node.
-pub async fn run(node: &Node, req: pb::DrillRequest) -> Result<pb::DrillReport, Status> {
+pub async fn run(node: &SlotCtx, req: pb::DrillRequest) -> Result<pb::DrillReport, Status> {
     let slot = req.slot;
     let timeout = Duration::from_millis(if req.timeout_ms == 0 { 30_000 } else { req.timeout_ms });
     let (owner, epoch0) = node

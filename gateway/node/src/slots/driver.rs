@@ -4,15 +4,14 @@
 
 use super::local::{Control, Handles};
 use super::worker::{Job, Worker};
+use super::SlotCtx;
 use crate::config::SlotsConfig;
 use crate::db::ProposeError;
-use crate::node::Node;
 use gatehouse_core::slot_agent::{
     AddReason, ClusterView, DropReason, Now, ProposalResult, SlotAction, SlotAgent, SlotAgentConfig,
 };
 use gatehouse_core::{MonoMillis, Rejection, SlotChange, SlotSpec};
 use std::net::Ipv4Addr;
-use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// A proposal the agent asked for, and what became of it.
@@ -23,14 +22,14 @@ struct Done {
 
 /// What the loop needs besides the agent.
 struct Driver {
-    node: Arc<Node>,
+    node: SlotCtx,
     sc: SlotsConfig,
     worker: Worker,
     done: mpsc::UnboundedSender<Done>,
 }
 
 /// Run the slot manager until the node stops. Without `[[slot]]` it returns at once.
-pub async fn run(node: Arc<Node>) {
+pub async fn run(node: SlotCtx) {
     let Some(sc) = node.cfg.slots.clone() else { return };
     let worker = match Worker::start(&sc, node.clock) {
         Ok(w) => w,
@@ -102,7 +101,7 @@ pub async fn run(node: Arc<Node>) {
     }
 }
 
-fn now(node: &Node) -> Now {
+fn now(node: &SlotCtx) -> Now {
     Now { mono: node.clock.mono(), wall: node.clock.unix() }
 }
 

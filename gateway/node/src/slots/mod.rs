@@ -19,13 +19,43 @@ pub use driver::run;
 pub use gatehouse_core::slot_agent::SlotMoved;
 pub use local::{LocalSlots, SwitchError};
 
+use crate::clock::Clock;
+use crate::config::{ClusterConfig, SlotsConfig};
 use crate::db::ProposeError;
-use crate::node::Node;
+use crate::db::SessionStore;
+use crate::stopping::Stopping;
 use gatehouse_core::{SlotChange, SlotCommand};
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// The configuration the slot manager reads.
+#[derive(Clone)]
+pub struct SlotCfg {
+    /// `[[slot]]` and `[slots]`; `None` without slots.
+    pub slots: Option<SlotsConfig>,
+    /// `[cluster]`; `None` on a single node.
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// What the slot manager, switchovers, drills and `show failover` work with: narrow handles,
+/// not the whole node.
+#[derive(Clone)]
+pub struct SlotCtx {
+    /// Slots and cluster configuration (shared: the context is cloned into every proposal).
+    pub cfg: Arc<SlotCfg>,
+    /// The session db.
+    pub db: SessionStore,
+    /// The clock.
+    pub clock: Clock,
+    /// Which slot addresses this node holds (shared with the listener).
+    pub local_slots: Arc<LocalSlots>,
+    /// The stop signal.
+    pub stopping: watch::Receiver<Stopping>,
+}
 
 /// Graceful switchover of a slot this node owns: remove the addresses first, then release the
 /// slot in the replicated table; the leader hands it to the standby.
-pub async fn switch(node: &Node, slot: u32) -> Result<u64, SwitchError> {
+pub async fn switch(node: &SlotCtx, slot: u32) -> Result<u64, SwitchError> {
     if !node.cfg.slots.as_ref().is_some_and(|s| s.slots.iter().any(|x| x.id == slot)) {
         return Err(SwitchError::NotConfigured(slot));
     }

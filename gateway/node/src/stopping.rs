@@ -1,0 +1,13 @@
+//! How the node is stopping: the one signal every task watches.
+
+/// How the node is stopping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopping {
+    /// Running.
+    No,
+    /// Operator stop (SIGTERM/SIGINT): clients get CSTP TERMINATE and leave.
+    Terminate,
+    /// Restart (SIGUSR2): connections close without TERMINATE, so clients reconnect and
+    /// resume with their cookies when the node is back.
+    Restart,
+}

@@ -68,7 +68,7 @@ impl Placer {
         r.connected && now.saturating_sub(r.at) < STALE_AFTER_MS
     }
 
-    /// Seconds since the newest table arrived (`None` before the first).
+    /// Milliseconds since the newest table arrived (`None` before the first).
     pub fn table_age_ms(&self, now: u64) -> Option<u64> {
         self.tables.values().map(|r| now.saturating_sub(r.at)).min()
     }

@@ -21,7 +21,7 @@ pub struct Node {
     pub cfg: Config,
     /// The one clock.
     pub clock: Clock,
-    /// Replicated session db.
+    /// This node's handle on the replicated session db.
     pub db: SessionStore,
     /// Tun device and inner-address routes.
     pub dp: Arc<DataPlane>,

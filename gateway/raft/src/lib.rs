@@ -1,7 +1,8 @@
 //! Gatehouse's openraft storage: the Raft log, the vote and state-machine snapshots in sled.
 //!
-//! This crate is the only code in Gatehouse that knows sled. It is generic over the replicated
-//! state ([`ReplicatedState`]) so that it does not depend on the session model.
+//! This crate is the only code in Gatehouse that knows sled. The storage is generic over the
+//! replicated state ([`ReplicatedState`]); `session_db` implements that trait for the one state
+//! Gatehouse replicates, `gatehouse_core::SessionDb`, so the node needs no wrapper type.
 //!
 //! One sled database per node directory holds three trees:
 //! - `logs`: Raft log entries keyed by big-endian `u64` index, serde_json values;
@@ -29,6 +30,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 mod log_store;
+mod session_db;
 mod state_machine;
 
 pub use log_store::SledLogStore;

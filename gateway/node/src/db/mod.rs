@@ -16,7 +16,7 @@ use gatehouse_core::{Command, Outcome, OutcomeMismatch, Proposal, Rejection, Ses
 use gatehouse_raft::{Request, SharedState};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, Config};
-pub use state::{Replicated, Tc};
+pub use state::Tc;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -96,7 +96,7 @@ pub enum Unavailable {
 /// The node's handle on the replicated session db.
 #[derive(Clone)]
 pub struct SessionStore {
-    state: SharedState<Replicated>,
+    state: SharedState<SessionDb>,
     /// The Raft handle, the network and the write timeout live here.
     committer: Committer,
     batches: mpsc::UnboundedSender<Pending>,
@@ -130,7 +130,7 @@ impl SessionStore {
     ) -> Result<SessionStore> {
         let dir = data_dir.join("raft");
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let (log, sm) = gatehouse_raft::open::<Replicated>(&dir)?;
+        let (log, sm) = gatehouse_raft::open::<SessionDb>(&dir)?;
         let log_bytes = log.log_bytes();
         let state = sm.shared();
         let applied = sm.applied_watch();
@@ -220,7 +220,7 @@ impl SessionStore {
 
     /// Read the applied state.
     pub fn read<R>(&self, f: impl FnOnce(&SessionDb) -> R) -> R {
-        self.state.read(|s| f(&s.0))
+        self.state.read(f)
     }
 
     /// Follow applied log indices.

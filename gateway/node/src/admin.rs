@@ -118,7 +118,7 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         _req: Request<pb::ShowClusterRequest>,
     ) -> Result<Response<pb::ClusterReply>, Status> {
-        Ok(Response::new(crate::cluster::admin::show(&self.node)))
+        Ok(Response::new(crate::cluster::admin::show(&self.node.db)))
     }
 
     async fn add_node(
@@ -126,7 +126,7 @@ impl pb::admin_server::Admin for AdminService {
         req: Request<pb::AddNodeRequest>,
     ) -> Result<Response<pb::ClusterReply>, Status> {
         let r = req.into_inner();
-        crate::cluster::admin::add_node(&self.node, r.id, &r.addr).await.map(Response::new)
+        crate::cluster::admin::add_node(&self.node.db, r.id, &r.addr).await.map(Response::new)
     }
 
     async fn show_failover(
@@ -169,7 +169,9 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         req: Request<pb::RemoveNodeRequest>,
     ) -> Result<Response<pb::ClusterReply>, Status> {
-        crate::cluster::admin::remove_node(&self.node, req.into_inner().id).await.map(Response::new)
+        crate::cluster::admin::remove_node(&self.node.db, req.into_inner().id)
+            .await
+            .map(Response::new)
     }
 }
 

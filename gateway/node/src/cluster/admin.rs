@@ -1,14 +1,20 @@
 //! The cluster part of the admin API: `show cluster`, `cluster add-node`, `cluster remove-node`.
 
-use crate::node::Node;
+use crate::db::SessionStore;
 use gatehouse_proto::admin as pb;
+use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ServerState};
 use std::collections::BTreeSet;
+use std::time::Duration;
 use tonic::Status;
 
+/// How long a membership change waits for a leader when leadership moves under it (a node
+/// removed and added back may carry a higher term and make the leader step down once).
+const LEADER_WAIT: Duration = Duration::from_secs(10);
+
 /// The Raft view from this node.
-pub fn show(node: &Node) -> pb::ClusterReply {
-    let m = node.db.raft().metrics().borrow().clone();
+pub fn show(db: &SessionStore) -> pb::ClusterReply {
+    let m = db.raft().metrics().borrow().clone();
     let last = m.last_log_index.unwrap_or(0);
     let applied = m.last_applied.map_or(0, |l| l.index);
     let matched: std::collections::BTreeMap<u64, u64> = m
@@ -18,7 +24,7 @@ pub fn show(node: &Node) -> pb::ClusterReply {
         .unwrap_or_default();
     let membership = m.membership_config.membership();
     let voters: BTreeSet<u64> = membership.voter_ids().collect();
-    let heartbeats: std::collections::BTreeMap<u64, (u64, bool)> = node.db.read(|db| {
+    let heartbeats: std::collections::BTreeMap<u64, (u64, bool)> = db.read(|db| {
         db.members().map(|mm| (mm.id, (mm.last_heartbeat.0, mm.down_since.is_some()))).collect()
     });
     let members = membership
@@ -58,8 +64,8 @@ pub fn show(node: &Node) -> pb::ClusterReply {
     }
 }
 
-fn not_leader(node: &Node) -> Status {
-    let m = node.db.raft().metrics().borrow().clone();
+fn not_leader(db: &SessionStore) -> Status {
+    let m = db.raft().metrics().borrow().clone();
     let leader = m.current_leader.and_then(|l| {
         m.membership_config.membership().get_node(&l).map(|n| format!("node {l} ({})", n.addr))
     });
@@ -70,34 +76,75 @@ fn not_leader(node: &Node) -> Status {
     ))
 }
 
+type WriteError = RaftError<u64, ClientWriteError<u64, BasicNode>>;
+
+/// Run a membership change on this node while it is the leader. When leadership moves during
+/// the change, wait (bounded) for the new leader: if it is this node, run the change again
+/// (each step is idempotent); if it is another node, say which.
+async fn on_leader<T, F, Fut>(db: &SessionStore, what: &str, op: F) -> Result<T, Status>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, WriteError>>,
+{
+    let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+    loop {
+        if !db.is_leader() {
+            return Err(not_leader(db));
+        }
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))
+                if tokio::time::Instant::now() < deadline =>
+            {
+                tracing::info!("{what}: leadership moved; waiting for a leader");
+                wait_for_leader(db, deadline).await;
+            }
+            Err(e) => return Err(Status::unavailable(format!("{what}: {e}"))),
+        }
+    }
+}
+
+/// Wait until some node is leader again, or the deadline passes.
+async fn wait_for_leader(db: &SessionStore, deadline: tokio::time::Instant) {
+    let mut m = db.raft().metrics();
+    let known = |m: &openraft::RaftMetrics<u64, BasicNode>| m.current_leader.is_some();
+    while !known(&m.borrow()) {
+        if tokio::time::timeout_at(deadline, m.changed()).await.is_err() {
+            return;
+        }
+    }
+}
+
 /// Add node `id` at `addr`: learner first (it catches up by log or snapshot), then voter.
-pub async fn add_node(node: &Node, id: u64, addr: &str) -> Result<pb::ClusterReply, Status> {
-    if !node.db.is_leader() {
-        return Err(not_leader(node));
+pub async fn add_node(db: &SessionStore, id: u64, addr: &str) -> Result<pb::ClusterReply, Status> {
+    if !db.is_leader() {
+        return Err(not_leader(db));
     }
     if addr.parse::<std::net::SocketAddr>().is_err() {
         return Err(Status::invalid_argument(format!("{addr:?} is not a host:port address")));
     }
-    let raft = node.db.raft();
-    raft.add_learner(id, BasicNode { addr: addr.to_string() }, true)
-        .await
-        .map_err(|e| Status::unavailable(format!("adding node {id} as learner: {e}")))?;
-    let mut voters: BTreeSet<u64> =
-        raft.metrics().borrow().membership_config.membership().voter_ids().collect();
-    voters.insert(id);
-    raft.change_membership(voters, false)
-        .await
-        .map_err(|e| Status::unavailable(format!("making node {id} a voter: {e}")))?;
+    let raft = db.raft();
+    let what = format!("adding node {id} as learner");
+    on_leader(db, &what, || raft.add_learner(id, BasicNode { addr: addr.to_string() }, true))
+        .await?;
+    let what = format!("making node {id} a voter");
+    on_leader(db, &what, || {
+        let mut voters: BTreeSet<u64> =
+            raft.metrics().borrow().membership_config.membership().voter_ids().collect();
+        voters.insert(id);
+        raft.change_membership(voters, false)
+    })
+    .await?;
     tracing::info!(member = id, %addr, "node added to the cluster");
-    Ok(show(node))
+    Ok(show(db))
 }
 
 /// Remove node `id` from the voters.
-pub async fn remove_node(node: &Node, id: u64) -> Result<pb::ClusterReply, Status> {
-    if !node.db.is_leader() {
-        return Err(not_leader(node));
+pub async fn remove_node(db: &SessionStore, id: u64) -> Result<pb::ClusterReply, Status> {
+    if !db.is_leader() {
+        return Err(not_leader(db));
     }
-    let raft = node.db.raft();
+    let raft = db.raft();
     let mut voters: BTreeSet<u64> =
         raft.metrics().borrow().membership_config.membership().voter_ids().collect();
     if !voters.remove(&id) {
@@ -106,9 +153,8 @@ pub async fn remove_node(node: &Node, id: u64) -> Result<pb::ClusterReply, Statu
     if voters.is_empty() {
         return Err(Status::invalid_argument("cannot remove the last voter"));
     }
-    raft.change_membership(voters, false)
-        .await
-        .map_err(|e| Status::unavailable(format!("removing node {id}: {e}")))?;
+    let what = format!("removing node {id}");
+    on_leader(db, &what, || raft.change_membership(voters.clone(), false)).await?;
     tracing::info!(member = id, "node removed from the cluster");
-    Ok(show(node))
+    Ok(show(db))
 }

@@ -86,33 +86,36 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<T, WriteError>>,
 {
-    let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+    // Each retry follows a leader change; a handful is plenty.
+    let mut retries = 5;
     loop {
         if !db.is_leader() {
             return Err(not_leader(db));
         }
         match op().await {
             Ok(v) => return Ok(v),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))
-                if tokio::time::Instant::now() < deadline =>
-            {
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) if retries > 0 => {
+                retries -= 1;
                 tracing::info!("{what}: leadership moved; waiting for a leader");
-                wait_for_leader(db, deadline).await;
+                wait_for_leader(db).await;
             }
             Err(e) => return Err(Status::unavailable(format!("{what}: {e}"))),
         }
     }
 }
 
-/// Wait until some node is leader again, or the deadline passes.
-async fn wait_for_leader(db: &SessionStore, deadline: tokio::time::Instant) {
+/// Wait until some node is leader again, at most [`LEADER_WAIT`].
+async fn wait_for_leader(db: &SessionStore) {
     let mut m = db.raft().metrics();
     let known = |m: &openraft::RaftMetrics<u64, BasicNode>| m.current_leader.is_some();
-    while !known(&m.borrow()) {
-        if tokio::time::timeout_at(deadline, m.changed()).await.is_err() {
-            return;
+    let _ = tokio::time::timeout(LEADER_WAIT, async {
+        while !known(&m.borrow()) {
+            if m.changed().await.is_err() {
+                return;
+            }
         }
-    }
+    })
+    .await;
 }
 
 /// Add node `id` at `addr`: learner first (it catches up by log or snapshot), then voter.

@@ -91,7 +91,7 @@ impl Placer {
         let mut merged: BTreeMap<u32, (&SlotView, u64)> = BTreeMap::new();
         for r in self.tables.values().filter(|r| !any_fresh || Self::fresh(r, now)) {
             for s in &r.view.slots {
-                let key = |s: &SlotView, at: u64| (s.epoch, s.available, s.sessions, at);
+                let key = |s: &SlotView, at: u64| (s.epoch, s.available, !s.late, s.sessions, at);
                 match merged.get(&s.id) {
                     Some((best, at)) if key(best, *at) >= key(s, r.at) => {}
                     _ => {
@@ -130,6 +130,7 @@ impl Placer {
                 sessions: s.sessions.saturating_add(self.pending_on(s.id)),
                 capacity: s.capacity,
                 available: s.available,
+                late: s.late,
             })
             .collect();
         let id = place(&loads, client, self.affinity)?;
@@ -158,6 +159,7 @@ mod tests {
             sessions,
             capacity: 100,
             available,
+            late: false,
         }
     }
 

@@ -159,6 +159,7 @@ mod tests {
                 sessions: 0,
                 capacity: 10,
                 available,
+                late: false,
             })
             .collect();
         p.on_table(0, SlotTableView { node: 1, slots });

@@ -32,6 +32,10 @@ pub struct SlotView {
     pub capacity: u32,
     /// An owner holds a live lease (false while a failover is pending).
     pub available: bool,
+    /// The owner's renewals are late (it may be failing; the move may be pending): the
+    /// director sends new clients elsewhere while it can.
+    #[serde(default)]
+    pub late: bool,
 }
 
 #[cfg(test)]
@@ -51,13 +55,18 @@ mod tests {
                 sessions: 4,
                 capacity: 5,
                 available: false,
+                late: true,
             }],
         };
         let j = serde_json::to_string(&v).unwrap();
         assert_eq!(
             j,
-            r#"{"node":2,"slots":[{"id":1,"public_ip":"192.0.2.10","port":443,"owner":null,"epoch":3,"sessions":4,"capacity":5,"available":false}]}"#
+            r#"{"node":2,"slots":[{"id":1,"public_ip":"192.0.2.10","port":443,"owner":null,"epoch":3,"sessions":4,"capacity":5,"available":false,"late":true}]}"#
         );
         assert_eq!(serde_json::from_str::<SlotTableView>(&j).unwrap(), v);
+        // A table from a node that does not send `late` yet reads as on time.
+        let old = j.replace(r#","late":true"#, "");
+        let back = serde_json::from_str::<SlotTableView>(&old).unwrap();
+        assert!(!back.slots[0].late);
     }
 }

@@ -144,11 +144,13 @@ impl Cluster {
                 async move {
                     let _ = rx.await;
                 },
-                gatehouse_node::cluster::watch_service::SlotSource {
-                    db: store.clone(),
-                    port: 443,
-                    clock: gatehouse_node::clock::Clock::new(),
-                },
+                gatehouse_node::cluster::watch_service::SlotSource::new(
+                    store.clone(),
+                    443,
+                    gatehouse_node::clock::Clock::new(),
+                    Duration::from_millis(50),
+                    Duration::from_millis(600),
+                ),
                 Default::default(),
             )
             .await?;

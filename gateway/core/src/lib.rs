@@ -3,6 +3,7 @@
 //! the node drives it with `now` and carries out the actions it returns (STYLE.md "Shape").
 #![warn(missing_docs)]
 
+pub mod cluster_time;
 pub mod health;
 pub mod placement;
 pub mod policy;

@@ -13,6 +13,9 @@ pub struct SlotLoad {
     pub capacity: u32,
     /// False while the slot has no live owner (failover pending) or its owner is draining.
     pub available: bool,
+    /// The owner's renewals are late: it may be dying, and the slot about to move. Such a
+    /// slot gets a client only when no other one can (a Raft election delays every renewal).
+    pub late: bool,
 }
 
 /// FNV-1a, 64 bit: a fixed, portable hash, so every director replica ranks alike.
@@ -26,11 +29,13 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// Choose a slot for a new client: the least loaded by sessions ÷ capacity (ties: fewer
-/// sessions, then lowest id), skipping unavailable slots. With `affinity`, the client's
-/// address picks by rendezvous hashing among available slots instead, so the same client
-/// lands on the same slot while it is up.
+/// sessions, then lowest id), skipping unavailable slots, and late ones while any other is
+/// left. With `affinity`, the client's address picks by rendezvous hashing among those
+/// instead, so the same client lands on the same slot while it is up.
 pub fn place(slots: &[SlotLoad], client: Option<IpAddr>, affinity: bool) -> Option<u32> {
-    let avail = slots.iter().filter(|s| s.available && s.capacity > 0);
+    let usable = |s: &&SlotLoad| s.available && s.capacity > 0;
+    let on_time = slots.iter().filter(usable).any(|s| !s.late);
+    let avail = slots.iter().filter(usable).filter(move |s| !(on_time && s.late));
     if affinity {
         if let Some(ip) = client {
             let key = ip.to_string();
@@ -58,7 +63,20 @@ mod tests {
     use super::*;
 
     fn s(id: u32, sessions: u32, capacity: u32, available: bool) -> SlotLoad {
-        SlotLoad { id, sessions, capacity, available }
+        SlotLoad { id, sessions, capacity, available, late: false }
+    }
+
+    #[test]
+    fn a_late_slot_gets_clients_only_when_no_other_can() {
+        let mut late = s(1, 0, 100, true);
+        late.late = true;
+        assert_eq!(place(&[late.clone(), s(2, 90, 100, true)], None, false), Some(2));
+        assert_eq!(place(&[late.clone(), s(2, 9, 100, false)], None, false), Some(1));
+        let ip = Some(IpAddr::from([10, 1, 2, 3]));
+        for id in 2..40 {
+            let other = s(id, 0, 100, true);
+            assert_eq!(place(&[late.clone(), other], ip, true), Some(id), "affinity too");
+        }
     }
 
     #[test]

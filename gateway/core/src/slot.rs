@@ -2,6 +2,11 @@
 //! a time and renews its lease through Raft; when the lease lapses the leader hands the slot
 //! to its standby (or the least-loaded healthy node) with epoch + 1. Every write about a
 //! slot's sessions carries the epoch it was issued under, and a stale epoch is refused.
+//!
+//! No wall-clock time decides anything here: a lease "lapses" when the slot's renewal count
+//! has not moved for a lease length on the judging node's monotonic clock
+//! ([`crate::health::Silence`]), and the leader's assignment is a compare-and-set on that
+//! count, so a renewal that commits after the leader judged wins.
 
 use crate::pool::PoolRange;
 use crate::time::UnixMillis;
@@ -41,16 +46,19 @@ pub struct Slot {
     pub owner: Option<u64>,
     /// Bumped on every change of owner.
     pub epoch: u64,
-    /// The owner's lease; after it, the leader may move the slot.
-    pub lease_until: UnixMillis,
+    /// Renewals committed under this epoch (the leader's assignment starts it at zero).
+    pub renewals: u64,
+    /// Timestamp of the last renewal or assignment (for display).
+    pub renewed_at: UnixMillis,
     /// The node that released the slot gracefully (not to be handed back to it).
     pub released_by: Option<u64>,
 }
 
 impl Slot {
-    /// Whether the owner's lease has lapsed at `now` (or there is no owner).
-    pub fn vacant_at(&self, now: UnixMillis) -> bool {
-        self.owner.is_none() || self.lease_until <= now
+    /// What a node watches to judge the owner's lease: it moves on every renewal and every
+    /// change of owner.
+    pub fn lease_counter(&self) -> (u64, u64) {
+        (self.epoch, self.renewals)
     }
 }
 
@@ -70,8 +78,6 @@ pub enum SlotCommand {
         node: u64,
         /// Epoch it believes current.
         epoch: u64,
-        /// Lease length.
-        lease_ms: u64,
     },
     /// The leader gives a vacant slot to `node`.
     Assign {
@@ -81,8 +87,8 @@ pub enum SlotCommand {
         node: u64,
         /// The epoch the leader saw vacant.
         from_epoch: u64,
-        /// First lease of the new owner.
-        lease_ms: u64,
+        /// The renewal count the leader saw stop moving (ignored for a slot without owner).
+        seen_renewals: u64,
     },
     /// The owner gives the slot up (graceful switchover), after removing its addresses.
     Release {
@@ -102,7 +108,7 @@ pub enum SlotRefusal {
     NoSuchSlot,
     /// The epoch moved on: the proposer is not (any more) the owner.
     StaleEpoch,
-    /// The owner's lease has not lapsed.
+    /// The owner renewed after the leader judged its lease lapsed.
     Held,
 }
 
@@ -121,31 +127,34 @@ impl SlotTable {
                     spec: spec.clone(),
                     owner: None,
                     epoch: 0,
-                    lease_until: UnixMillis(0),
+                    renewals: 0,
+                    renewed_at: UnixMillis(0),
                     released_by: None,
                 });
                 s.spec = spec.clone();
                 Ok(s.epoch)
             }
-            SlotCommand::Renew { slot, node, epoch, lease_ms } => {
+            SlotCommand::Renew { slot, node, epoch } => {
                 let s = self.slots.get_mut(slot).ok_or(SlotRefusal::NoSuchSlot)?;
                 if s.owner != Some(*node) || s.epoch != *epoch {
                     return Err(SlotRefusal::StaleEpoch);
                 }
-                s.lease_until = s.lease_until.max(UnixMillis(at.0.saturating_add(*lease_ms)));
+                s.renewals += 1;
+                s.renewed_at = s.renewed_at.max(at);
                 Ok(s.epoch)
             }
-            SlotCommand::Assign { slot, node, from_epoch, lease_ms } => {
+            SlotCommand::Assign { slot, node, from_epoch, seen_renewals } => {
                 let s = self.slots.get_mut(slot).ok_or(SlotRefusal::NoSuchSlot)?;
                 if s.epoch != *from_epoch {
                     return Err(SlotRefusal::StaleEpoch);
                 }
-                if !s.vacant_at(at) {
+                if s.owner.is_some() && s.renewals != *seen_renewals {
                     return Err(SlotRefusal::Held);
                 }
                 s.owner = Some(*node);
                 s.epoch += 1;
-                s.lease_until = UnixMillis(at.0.saturating_add(*lease_ms));
+                s.renewals = 0;
+                s.renewed_at = s.renewed_at.max(at);
                 if s.released_by == Some(*node) {
                     s.released_by = None;
                 }
@@ -157,7 +166,6 @@ impl SlotTable {
                     return Err(SlotRefusal::StaleEpoch);
                 }
                 s.owner = None;
-                s.lease_until = at;
                 s.released_by = Some(*node);
                 Ok(s.epoch)
             }

@@ -10,6 +10,15 @@
 //! (lease lapsed or released) to [`successor`](crate::slot::successor) of the healthy
 //! members ([`crate::health`]).
 //!
+//! No wall clock is trusted. The owner's deadline counts from the monotonic time it
+//! *proposed* a renewal that then committed; a slot newly assigned to this node goes live
+//! only once its first renewal committed, so every deadline has that origin. The leader
+//! judges a lease lapsed when the slot's renewal count has not moved for a lease length on
+//! its own monotonic clock ([`Silence`]); since a renewal is seen applied only after it was
+//! proposed, the owner's fencing point always comes first, whatever either wall clock says.
+//! The fencing point also goes to the kernel ([`SlotAction::AddAddresses`],
+//! [`SlotAction::ExtendFence`]), so it holds when the process is dead or frozen.
+//!
 //! # Methods
 //!
 //! A `SlotAgent` has four kinds of methods, like quinn-proto's `Connection`:
@@ -40,20 +49,21 @@ mod view;
 pub use action::{AddReason, DropReason, ProposalResult, SlotAction};
 pub use view::{AddressView, SlotMoved};
 
-use crate::slot::{SlotSpec, SlotTable};
+use crate::health::{observe_members, MemberSilence, Silence};
+use crate::slot::{Slot, SlotSpec, SlotTable};
 use crate::time::{MonoMillis, UnixMillis};
 use crate::Member;
 use duty::{Duty, DutyConfig};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
-/// Both clocks at one instant: monotonic for the node-local fence, wall for the replicated
-/// lease times.
+/// Both clocks at one instant: monotonic for every decision, cluster time
+/// ([`crate::cluster_time`]) for the timestamps of the commands it proposes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Now {
     /// Monotonic time.
     pub mono: MonoMillis,
-    /// Wall-clock time.
+    /// Cluster time (command timestamps only).
     pub wall: UnixMillis,
 }
 
@@ -89,6 +99,10 @@ struct Held {
     deadline: MonoMillis,
     /// Whether the addresses are on our interfaces.
     live: bool,
+    /// Whether they were announced (taken over) under this epoch; a later add is a restore.
+    announced: bool,
+    /// A graceful switchover is under way: a late renewal must not put the addresses back.
+    switching: bool,
 }
 
 /// With nothing else due the agent looks again after this long.
@@ -107,6 +121,10 @@ pub struct SlotAgent {
     table: SlotTable,
     seen_table: bool,
     cluster: ClusterView,
+    /// When each slot's renewal count last moved here (the leader's lease judgment).
+    slot_silence: Silence<u32, (u64, u64)>,
+    /// When each member's heartbeat count last moved here.
+    member_silence: MemberSilence,
     held: BTreeMap<u32, Held>,
     in_flight: BTreeSet<u32>,
     next_renew: MonoMillis,
@@ -127,6 +145,8 @@ impl SlotAgent {
             table: SlotTable::default(),
             seen_table: false,
             cluster: ClusterView::default(),
+            slot_silence: Silence::default(),
+            member_silence: MemberSilence::default(),
             held: BTreeMap::new(),
             in_flight: BTreeSet::new(),
             next_renew: now.mono,
@@ -153,6 +173,10 @@ impl SlotAgent {
             self.table = table.clone();
         }
         self.seen_table = true;
+        for slot in table.iter() {
+            self.slot_silence.observe(slot.spec.id, slot.lease_counter(), now.mono);
+        }
+        observe_members(&mut self.member_silence, &cluster.members, now.mono);
         self.cluster = cluster;
         if moved {
             self.pass(now, false);
@@ -176,18 +200,25 @@ impl SlotAgent {
         match result {
             ProposalResult::Applied { epoch: e } if e == epoch => {
                 let lease = Duration::from_millis(self.lease_ms);
-                if let Some(h) = self.held.get_mut(&slot).filter(|h| h.epoch == e) {
-                    h.deadline = h.deadline.max(proposed_at.plus(lease));
-                    if !h.live {
-                        // A partition healed before the leader moved the slot: still ours.
-                        h.live = true;
-                        self.view_changed = true;
-                        self.actions.push_back(SlotAction::AddAddresses {
-                            slot,
-                            epoch,
-                            reason: AddReason::Restore,
-                        });
-                    }
+                let margin = self.cfg.renew_interval;
+                let Some(h) = self.held.get_mut(&slot).filter(|h| h.epoch == e) else { return };
+                h.deadline = h.deadline.max(proposed_at.plus(lease));
+                let fence_at = MonoMillis(h.deadline.0.saturating_sub(margin.as_millis() as u64));
+                if h.live {
+                    self.actions.push_back(SlotAction::ExtendFence { slot, fence_at });
+                } else if !h.switching && now.mono < fence_at {
+                    // The first renewal of a take-over, or a partition that healed before the
+                    // leader moved the slot: ours until `fence_at`.
+                    let reason = if h.announced { AddReason::Restore } else { AddReason::TakeOver };
+                    h.live = true;
+                    h.announced = true;
+                    self.view_changed = true;
+                    self.actions.push_back(SlotAction::AddAddresses {
+                        slot,
+                        epoch,
+                        reason,
+                        fence_at,
+                    });
                 }
             }
             ProposalResult::Applied { .. } | ProposalResult::Refused(_) => {
@@ -219,6 +250,9 @@ impl SlotAgent {
             return;
         }
         self.last = now;
+        if let Some(h) = self.held.get_mut(&slot) {
+            h.switching = true;
+        }
         self.drop_addresses(slot, DropReason::Switchover);
     }
 
@@ -285,15 +319,16 @@ impl SlotAgent {
             consider(MonoMillis(h.deadline.0.saturating_sub(margin)), "fence");
         }
         if self.cluster.is_leader {
-            let now = self.last.wall;
             for s in self.table.iter().filter(|s| self.configured(s.spec.id)) {
-                if s.owner.is_some() && s.lease_until > now {
-                    let end = s.lease_until.since(now) + Duration::from_millis(1);
-                    consider(self.last.mono.plus(end), "lease end");
+                if let (Some(_), Some(since)) = (s.owner, self.slot_silence.since(s.spec.id)) {
+                    let end = since.plus(lease_period(s, self.lease_ms) + Duration::from_millis(1));
+                    consider(end, "lease end");
                 }
             }
         }
-        other.0 = other.0.max(self.last.mono.plus(MIN_WAKE));
+        if other.0 <= self.last.mono {
+            other.0 = self.last.mono.plus(MIN_WAKE);
+        }
         Some(if self.next_renew <= other.0 { (self.next_renew, "renew") } else { other })
     }
 
@@ -323,9 +358,10 @@ impl SlotAgent {
         for i in 0..self.cfg.slots.len() {
             let id = self.cfg.slots[i].id;
             let Some(slot) = self.table.get(id) else { continue };
-            let (owner, epoch, lease_until) = (slot.owner, slot.epoch, slot.lease_until);
+            let (owner, epoch) = (slot.owner, slot.epoch);
+            let lapsed = lapsed(slot, &self.slot_silence, now.mono, self.lease_ms);
             let held = self.held.get(&id).copied();
-            if owner == Some(me) && !(lease_until <= now.wall && held.is_none()) {
+            if owner == Some(me) && !(lapsed && held.is_none()) {
                 match held {
                     Some(h) if h.epoch == epoch => {
                         // Fencing: never answer past a lease we could not renew.
@@ -334,17 +370,16 @@ impl SlotAgent {
                         }
                     }
                     _ => {
-                        // Newly ours: the assign's first (double) lease, counted from when we
-                        // saw it, capped by what the table says.
-                        let left = lease_until.0.saturating_sub(now.wall.0).min(2 * self.lease_ms);
-                        let deadline = now.mono.plus(Duration::from_millis(left));
-                        self.held.insert(id, Held { epoch, deadline, live: true });
-                        self.view_changed = true;
-                        self.actions.push_back(SlotAction::AddAddresses {
-                            slot: id,
+                        // Newly ours: renew at once; the addresses go up when that renewal
+                        // commits, with a deadline counted from its proposal.
+                        let h = Held {
                             epoch,
-                            reason: AddReason::TakeOver,
-                        });
+                            deadline: now.mono,
+                            live: false,
+                            announced: false,
+                            switching: false,
+                        };
+                        self.held.insert(id, h);
                         renew_due = true;
                     }
                 }
@@ -353,7 +388,6 @@ impl SlotAgent {
                         slot: id,
                         node: me,
                         epoch,
-                        lease_ms: self.lease_ms,
                         at: now.wall,
                         proposed_at: now.mono,
                     });
@@ -375,6 +409,8 @@ impl SlotAgent {
             lease_ms: self.lease_ms,
             node_down_after: self.cfg.node_down_after,
             members: &self.cluster.members,
+            slot_silence: &self.slot_silence,
+            member_silence: &self.member_silence,
         };
         match duty.next(now.mono, &cfg) {
             Some(a) => self.actions.push_back(a),
@@ -392,6 +428,25 @@ impl SlotAgent {
     fn configured(&self, slot: u32) -> bool {
         self.cfg.slots.iter().any(|s| s.id == slot)
     }
+}
+
+/// How long a slot's renewal count may stand still before its lease counts as lapsed: a
+/// lease, or two for an owner that has not renewed yet (its first renewal may queue behind
+/// the take-over of several slots).
+fn lease_period(slot: &Slot, lease_ms: u64) -> Duration {
+    Duration::from_millis(if slot.renewals == 0 { 2 * lease_ms } else { lease_ms })
+}
+
+/// Whether `slot` is vacant at `now` as this node judges it: no owner, or the owner's
+/// renewal count has not moved for its lease period ([`Silence`]).
+pub(crate) fn lapsed(
+    slot: &Slot,
+    silence: &Silence<u32, (u64, u64)>,
+    now: MonoMillis,
+    lease_ms: u64,
+) -> bool {
+    // A lease counts as held at its end.
+    slot.owner.is_none() || silence.silent_for(slot.spec.id, now) > lease_period(slot, lease_ms)
 }
 
 /// Whether two tables agree on who owns which slot under which epoch.

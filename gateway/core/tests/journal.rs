@@ -126,7 +126,7 @@ fn assign_slot(db: &mut SessionDb, id: u32, first: u8, owner: u64) -> SlotRef {
     };
     let at = UnixMillis(1);
     db.apply(&SlotChange { at, cmd: SlotCommand::Define { spec } }.into());
-    let assign = SlotCommand::Assign { slot: id, node: owner, from_epoch: 0, lease_ms: 1 << 40 };
+    let assign = SlotCommand::Assign { slot: id, node: owner, from_epoch: 0, seen_renewals: 0 };
     match db.apply(&SlotChange { at, cmd: assign }.into()) {
         Outcome::Slot { epoch } => SlotRef { id, epoch },
         o => panic!("assign failed: {o:?}"),
@@ -162,7 +162,7 @@ fn sessions_per_slot_and_active_sessions_follow_every_change_without_a_scan() {
     assert_eq!(db.active_count(), 2);
     // Node 2 goes silent: its tunnel goes, its session becomes inactive.
     db.apply(&Heartbeat { at: UnixMillis(1_000), node: 2 }.into());
-    db.apply(&NodeDown { at: UnixMillis(9_000), node: 2, grace_ms: 5_000 }.into());
+    db.apply(&NodeDown { at: UnixMillis(9_000), node: 2, seen_heartbeats: 1 }.into());
     assert_eq!(db.active_count(), 1);
     end(&mut db, 9_100, b);
     assert_eq!(db.active_count(), 0);

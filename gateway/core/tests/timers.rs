@@ -391,15 +391,17 @@ fn a_silent_node_is_declared_down_and_its_sessions_become_inactive() {
     let (index, addr) = login(&mut db, 0, "alice", 1, timers(1800, Some(60), None, 3));
     let id = tunnel_of(&attach(&mut db, 1 * S, 1, "198.51.100.7", 40000));
     db.apply(&Command::Heartbeat(Heartbeat { at: UnixMillis(2 * S), node: 1 }));
+    // The leader judged node 1 silent at its first heartbeat; the second committed since.
+    db.apply(&Command::Heartbeat(Heartbeat { at: UnixMillis(3 * S), node: 1 }));
+    let down = |at: u64, seen_heartbeats: u64| {
+        Command::NodeDown(NodeDown { at: UnixMillis(at), node: 1, seen_heartbeats })
+    };
     assert_eq!(
-        db.apply(&Command::NodeDown(NodeDown { at: UnixMillis(4 * S), node: 1, grace_ms: 3 * S })),
+        db.apply(&down(4 * S, 1)),
         Outcome::Rejected(Rejection::NodeAlive),
-        "a heartbeat within the grace period keeps the node up"
+        "a heartbeat committed after the judgment keeps the node up"
     );
-    assert_eq!(
-        db.apply(&Command::NodeDown(NodeDown { at: UnixMillis(5 * S), node: 1, grace_ms: 3 * S })),
-        Outcome::NodeDown { detached: vec![id] }
-    );
+    assert_eq!(db.apply(&down(5 * S, 2)), Outcome::NodeDown { detached: vec![id] });
     let s = db.get(index).unwrap();
     assert!(s.tunnels.is_empty());
     assert_eq!(s.inactive_since, Some(UnixMillis(5 * S)), "the session is kept, inactive");

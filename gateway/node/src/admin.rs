@@ -67,7 +67,7 @@ impl pb::admin_server::Admin for AdminService {
         let selected: Vec<ParentSession> = node.db.read(|db| {
             db.sessions().filter(|s| matches_filter(s, filter.as_ref())).cloned().collect()
         });
-        let (now, mono) = (node.clock.unix(), node.clock.mono());
+        let (now, mono) = (node.db.now(), node.clock.mono());
         let sessions = selected
             .iter()
             .map(|s| {
@@ -103,8 +103,7 @@ impl pb::admin_server::Admin for AdminService {
         if indices.is_empty() {
             return Ok(Response::new(pb::LogoffReply { indices }));
         }
-        let cmd =
-            EndSessions { at: self.node.clock.unix(), indices, reason: EndReason::AdminLogoff };
+        let cmd = EndSessions { at: self.node.db.now(), indices, reason: EndReason::AdminLogoff };
         match self.node.db.propose(cmd).await {
             Ok(indices) => {
                 tracing::info!(sessions = ?indices, "administrator logoff");

@@ -41,11 +41,19 @@ pub async fn run(cfg: Config) -> Result<()> {
                 let _ = stop.changed().await;
             };
             let (db2, listen, cell) = (db.clone(), c.listen, drills.clone());
-            let slots = crate::cluster::watch_service::SlotSource {
-                db: db.clone(),
-                port: cfg.listen.port(),
+            let (renew, lease) = cfg
+                .slots
+                .as_ref()
+                .map_or((Duration::from_millis(50), Duration::from_millis(600)), |s| {
+                    (s.renew_interval, s.lease)
+                });
+            let slots = crate::cluster::watch_service::SlotSource::new(
+                db.clone(),
+                cfg.listen.port(),
                 clock,
-            };
+                renew,
+                lease,
+            );
             Some(
                 control
                     .run(async move {
@@ -94,7 +102,7 @@ pub async fn run(cfg: Config) -> Result<()> {
     });
     tokio::spawn(dp.run_reader());
     tokio::spawn(sessions::follow_endings(node.db.clone(), node.tunnels.clone()));
-    tokio::spawn(sessions::run_session_timers(node.db.clone(), node.clock));
+    tokio::spawn(sessions::run_session_timers(node.db.clone()));
     tokio::spawn(sessions::run_gauges(node.db.clone()));
     control.spawn(crate::cluster::membership::run_member_duties(
         node.db.clone(),

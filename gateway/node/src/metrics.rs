@@ -36,6 +36,9 @@ pub const COMMIT_SECONDS: &str = "gatehouse_raft_commit_seconds";
 /// Histogram: commands per log entry proposed by this node (group commit).
 pub const BATCH_COMMANDS: &str = "gatehouse_raft_batch_commands";
 
+/// Gauge: how far this node's wall clock is ahead of cluster time (negative: behind), in
+/// seconds. Timers follow cluster time; past ±1 s the node also logs a warning.
+pub const CLOCK_OFFSET_SECONDS: &str = "gatehouse_clock_offset_seconds";
 /// Counter: slots assigned to a new owner by this node as leader (failovers and switchovers).
 pub const FAILOVERS: &str = "gatehouse_failover_total";
 /// Gauge: current Raft term.

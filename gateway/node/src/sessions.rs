@@ -4,7 +4,6 @@
 //! - the ended-session journal: tell local tunnels of sessions that ended anywhere;
 //! - session gauges, refreshed when an entry applies (counts kept by `apply`, no scan).
 
-use crate::clock::Clock;
 use crate::db::SessionStore;
 use crate::edge::tunnels::TunnelCtl;
 use crate::edge::tunnels::Tunnels;
@@ -56,10 +55,10 @@ fn reason_label(r: EndReason) -> &'static str {
 
 /// Propose `Expire` for sessions whose replicated deadline passed. Only the leader proposes
 /// (any node computes the same deadlines; one proposal is enough).
-pub async fn run_session_timers(db: SessionStore, clock: Clock) {
+pub async fn run_session_timers(db: SessionStore) {
     let mut applied = db.applied();
     loop {
-        let now = clock.unix();
+        let now = db.now();
         let next = db.read(|db| db.next_deadline());
         if db.is_leader() {
             let due = db.read(|db| db.expired(now));

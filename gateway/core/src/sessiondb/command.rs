@@ -96,16 +96,17 @@ pub struct Heartbeat {
     pub node: u64,
 }
 
-/// The leader saw no heartbeat from `node` for `grace_ms`: its tunnels are gone, so their
-/// sessions become inactive. Refused if a heartbeat within the grace period committed.
+/// The leader saw no heartbeat from `node` commit for its `node_down_after`: its tunnels are
+/// gone, so their sessions become inactive. Refused if a heartbeat committed since the leader
+/// judged (the count moved past `seen_heartbeats`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeDown {
     /// Proposer's timestamp.
     pub at: UnixMillis,
     /// The silent node.
     pub node: u64,
-    /// How long without a heartbeat counts as down.
-    pub grace_ms: u64,
+    /// The member's committed heartbeat count the leader judged silent.
+    pub seen_heartbeats: u64,
 }
 
 /// Slot ownership: define, renew, assign, release.

@@ -12,8 +12,12 @@ use serde::{Deserialize, Serialize};
 pub struct Member {
     /// Node id.
     pub id: u64,
-    /// Last committed heartbeat.
+    /// Timestamp of the last committed heartbeat (for display: liveness is judged on
+    /// [`heartbeats`](Self::heartbeats), see [`crate::health`]).
     pub last_heartbeat: UnixMillis,
+    /// Committed heartbeats so far.
+    #[serde(default)]
+    pub heartbeats: u64,
     /// Set when the leader declared it down; cleared by its next heartbeat.
     pub down_since: Option<UnixMillis>,
 }
@@ -23,9 +27,11 @@ impl SessionDb {
         let m = self.members.entry(node).or_insert(Member {
             id: node,
             last_heartbeat: at,
+            heartbeats: 0,
             down_since: None,
         });
         m.last_heartbeat = m.last_heartbeat.max(at);
+        m.heartbeats += 1;
         m.down_since = None;
     }
 
@@ -33,12 +39,11 @@ impl SessionDb {
         &mut self,
         at: UnixMillis,
         node: u64,
-        grace_ms: u64,
+        seen_heartbeats: u64,
     ) -> Result<Vec<TunnelId>, Rejection> {
-        if let Some(m) = self.members.get(&node) {
-            if at.0 < m.last_heartbeat.0.saturating_add(grace_ms) {
-                return Err(Rejection::NodeAlive);
-            }
+        // Compare-and-set: a heartbeat that committed since the leader judged is proof of life.
+        if self.members.get(&node).is_some_and(|m| m.heartbeats != seen_heartbeats) {
+            return Err(Rejection::NodeAlive);
         }
         let affected: Vec<u64> = self
             .sessions
@@ -62,6 +67,7 @@ impl SessionDb {
         let m = self.members.entry(node).or_insert(Member {
             id: node,
             last_heartbeat: UnixMillis(0),
+            heartbeats: 0,
             down_since: None,
         });
         m.down_since.get_or_insert(at);

@@ -40,6 +40,8 @@ pub struct SessionDb {
     journal: Journal,
     members: BTreeMap<u64, Member>,
     slots: SlotTable,
+    /// The newest timestamp applied (nodes count cluster time from it, [`crate::cluster_time`]).
+    newest_stamp: UnixMillis,
     // Derived from `sessions`, rebuilt on load.
     by_token: BTreeMap<TokenHash, u64>,
     by_user: BTreeMap<String, BTreeSet<(UnixMillis, u64)>>,
@@ -64,6 +66,8 @@ struct Persisted {
     members: Vec<Member>,
     #[serde(default)]
     slots: SlotTable,
+    #[serde(default)]
+    newest_stamp: UnixMillis,
 }
 
 impl From<SessionDb> for Persisted {
@@ -76,6 +80,7 @@ impl From<SessionDb> for Persisted {
             end_seq: db.journal.seq,
             members: db.members.into_values().collect(),
             slots: db.slots,
+            newest_stamp: db.newest_stamp,
         }
     }
 }
@@ -88,6 +93,7 @@ impl From<Persisted> for SessionDb {
             journal: Journal { entries: p.ended.into_iter().collect(), seq: p.end_seq },
             members: p.members.into_iter().map(|m| (m.id, m)).collect(),
             slots: p.slots,
+            newest_stamp: p.newest_stamp,
             ..SessionDb::default()
         };
         for s in p.sessions {
@@ -112,8 +118,14 @@ impl SessionDb {
         SessionDb::default()
     }
 
+    /// The newest command timestamp applied so far.
+    pub fn newest_stamp(&self) -> UnixMillis {
+        self.newest_stamp
+    }
+
     /// Apply one committed command. Pure and deterministic.
     pub fn apply(&mut self, cmd: &Command) -> Outcome {
+        self.newest_stamp = self.newest_stamp.max(cmd.at());
         match cmd {
             Command::Login(c) => self.login(c).into(),
             Command::Attach(c) => self.attach(c).into(),
@@ -126,7 +138,7 @@ impl SessionDb {
                 self.heartbeat(c.at, c.node);
                 Outcome::Alive
             }
-            Command::NodeDown(c) => match self.node_down(c.at, c.node, c.grace_ms) {
+            Command::NodeDown(c) => match self.node_down(c.at, c.node, c.seen_heartbeats) {
                 Ok(detached) => Outcome::NodeDown { detached },
                 Err(r) => Outcome::Rejected(r),
             },

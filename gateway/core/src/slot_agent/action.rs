@@ -66,6 +66,16 @@ pub enum SlotAction {
         epoch: u64,
         /// Take-over (announce, tickle) or restore.
         reason: AddReason,
+        /// The fencing point: the kernel stops answering for the addresses then unless an
+        /// [`ExtendFence`](SlotAction::ExtendFence) moves it (monotonic).
+        fence_at: MonoMillis,
+    },
+    /// A renewal committed: the kernel fence of the slot's addresses moves to `fence_at`.
+    ExtendFence {
+        /// Slot.
+        slot: u32,
+        /// The new fencing point (monotonic).
+        fence_at: MonoMillis,
     },
     /// Take the slot's addresses off this node's interfaces.
     DropAddresses {
@@ -84,8 +94,6 @@ pub enum SlotAction {
         node: u64,
         /// Epoch it is held under.
         epoch: u64,
-        /// Lease length.
-        lease_ms: u64,
         /// The command's timestamp.
         at: UnixMillis,
         /// Monotonic proposal time: the new local deadline counts from it.
@@ -106,8 +114,8 @@ pub enum SlotAction {
         node: u64,
         /// The epoch seen vacant.
         from_epoch: u64,
-        /// First lease (twice the lease).
-        lease_ms: u64,
+        /// The renewal count seen standing still.
+        seen_renewals: u64,
         /// The command's timestamp.
         at: UnixMillis,
         /// Who held it before (logged).
@@ -119,20 +127,19 @@ impl SlotAction {
     /// The slot command to propose, with its timestamp, for a `Propose*` action.
     pub fn command(&self) -> Option<(UnixMillis, SlotCommand)> {
         match self {
-            SlotAction::ProposeRenew { slot, node, epoch, lease_ms, at, .. } => Some((
-                *at,
-                SlotCommand::Renew { slot: *slot, node: *node, epoch: *epoch, lease_ms: *lease_ms },
-            )),
+            SlotAction::ProposeRenew { slot, node, epoch, at, .. } => {
+                Some((*at, SlotCommand::Renew { slot: *slot, node: *node, epoch: *epoch }))
+            }
             SlotAction::ProposeDefine { spec, at } => {
                 Some((*at, SlotCommand::Define { spec: spec.clone() }))
             }
-            SlotAction::ProposeAssign { slot, node, from_epoch, lease_ms, at, .. } => Some((
+            SlotAction::ProposeAssign { slot, node, from_epoch, seen_renewals, at, .. } => Some((
                 *at,
                 SlotCommand::Assign {
                     slot: *slot,
                     node: *node,
                     from_epoch: *from_epoch,
-                    lease_ms: *lease_ms,
+                    seen_renewals: *seen_renewals,
                 },
             )),
             _ => None,

@@ -2,8 +2,8 @@
 //! a successor. One duty runs at a time, one proposal at a time: each assignment counts the
 //! ones committed before it when it picks the least-loaded node.
 
-use super::{ProposalResult, SlotAction};
-use crate::health::healthy_members;
+use super::{lapsed, ProposalResult, SlotAction};
+use crate::health::{healthy_members, MemberSilence, Silence};
 use crate::slot::successor;
 use crate::time::{MonoMillis, UnixMillis};
 use crate::{Member, SlotSpec, SlotTable};
@@ -16,12 +16,14 @@ pub(super) struct DutyConfig<'a> {
     pub lease_ms: u64,
     pub node_down_after: Option<Duration>,
     pub members: &'a [Member],
+    pub slot_silence: &'a Silence<u32, (u64, u64)>,
+    pub member_silence: &'a MemberSilence,
 }
 
 /// One round of leader duties, started from the table as one pass saw it.
 #[derive(Debug)]
 pub(super) struct Duty {
-    /// The duty's timestamp: every command carries it, vacancy and health are judged at it.
+    /// The duty's timestamp: every command carries it.
     at: UnixMillis,
     /// The table the duty was started from.
     table: SlotTable,
@@ -66,18 +68,20 @@ impl Duty {
         }
         let at = self.at;
         let table = &self.table;
+        let vacant = |s: &crate::Slot| lapsed(s, cfg.slot_silence, now, cfg.lease_ms);
         let phase = self.assign.get_or_insert_with(|| {
-            let healthy = healthy_members(cfg.members, cfg.me, at, cfg.node_down_after);
+            let healthy =
+                healthy_members(cfg.members, cfg.me, cfg.member_silence, now, cfg.node_down_after);
             let mut owned: BTreeMap<u64, usize> = BTreeMap::new();
             for s in table.iter() {
-                if let (Some(o), false) = (s.owner, s.vacant_at(at)) {
+                if let (Some(o), false) = (s.owner, vacant(s)) {
                     *owned.entry(o).or_default() += 1;
                 }
             }
             // A fresh cluster gives its preferred owner a moment to start before anyone
             // else gets a never-assigned slot.
             let settling = cfg.node_down_after.is_some_and(|d| now.since(self.since) < d * 2);
-            let vacant = table.iter().filter(|s| s.vacant_at(at)).map(|s| s.spec.id).collect();
+            let vacant = table.iter().filter(|s| vacant(s)).map(|s| s.spec.id).collect();
             AssignPhase { vacant, healthy, owned, settling }
         });
         while let Some(id) = phase.vacant.pop_front() {
@@ -90,9 +94,7 @@ impl Duty {
                 slot: id,
                 node: to,
                 from_epoch: s.epoch,
-                // The first lease is twice as long: the new owner's renewals queue behind
-                // the reconnect storm of the slot's clients.
-                lease_ms: cfg.lease_ms * 2,
+                seen_renewals: s.renewals,
                 at,
                 from: s.owner.or(s.released_by),
             });

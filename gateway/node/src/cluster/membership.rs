@@ -6,7 +6,7 @@ use crate::clock::Clock;
 use crate::config::ClusterConfig;
 use crate::db::SessionStore;
 use crate::edge::tunnels::Tunnels;
-use gatehouse_core::health::newly_silent;
+use gatehouse_core::health::{newly_silent, observe_members, MemberSilence};
 use gatehouse_core::{DetachTunnel, Heartbeat, NodeDown, TunnelId};
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,17 +30,30 @@ pub async fn run_member_duties(
 ) {
     let me = db.node_id();
     let every = cluster.as_ref().map_or(Duration::from_secs(2), |c| c.heartbeat);
+    // Liveness is judged on this node's monotonic clock (gatehouse_core::health): a member is
+    // silent while its committed heartbeat count does not move here. Leadership restarts it.
+    let mut silence = MemberSilence::default();
+    let mut was_leader = false;
     loop {
-        let now = clock.unix();
+        let now = db.now();
         if let Some(c) = &cluster {
             if let Err(e) = db.propose(Heartbeat { at: now, node: me }).await {
                 tracing::debug!("heartbeat not committed: {e}");
             }
-            if db.is_leader() {
-                let grace = c.node_down_after.as_millis() as u64;
-                let silent = db.read(|db| newly_silent(db.members(), me, now, c.node_down_after));
-                for id in silent {
-                    match db.propose(NodeDown { at: now, node: id, grace_ms: grace }).await {
+            let leader = db.is_leader();
+            if leader && !was_leader {
+                silence = MemberSilence::default();
+            }
+            was_leader = leader;
+            if leader {
+                let mono = clock.mono();
+                let silent = db.read(|db| {
+                    observe_members(&mut silence, db.members(), mono);
+                    newly_silent(db.members(), me, &silence, mono, c.node_down_after)
+                });
+                for (id, seen_heartbeats) in silent {
+                    let now = db.now();
+                    match db.propose(NodeDown { at: now, node: id, seen_heartbeats }).await {
                         Ok(detached) => {
                             tracing::warn!(
                                 member = id,

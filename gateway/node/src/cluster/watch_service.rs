@@ -12,7 +12,9 @@ use super::pb::Payload;
 use super::{SlotTableView, SlotView};
 use crate::clock::Clock;
 use crate::db::SessionStore;
+use gatehouse_core::health::Silence;
 use gatehouse_core::MonoMillis;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tonic::{Response, Status};
@@ -30,18 +32,56 @@ pub struct SlotSource {
     pub port: u16,
     /// The clock.
     pub clock: Clock,
+    /// How long an owner's renewals may stand still before its slot counts as late.
+    pub late_after: Duration,
+    /// How long before its lease counts as lapsed (the slot has no live owner).
+    pub lease: Duration,
+    /// When each slot's renewal count last moved, as this node saw it.
+    pub renewals: Arc<Mutex<Silence<u32, (u64, u64)>>>,
 }
 
-/// The slot table as directors see it, from this node's applied state.
-pub fn slot_table_view(src: &SlotSource) -> SlotTableView {
-    let (node, now, port) = (&src, src.clock.unix(), src.port);
-    let (slots, counts) =
-        node.db.read(|db| (db.slots().iter().cloned().collect::<Vec<_>>(), db.slot_sessions()));
-    SlotTableView {
-        node: node.db.node_id(),
-        slots: slots
-            .iter()
-            .map(|s| SlotView {
+impl SlotSource {
+    /// A source for the nodes' client port `port`, with the slot timing of the config.
+    pub fn new(
+        db: SessionStore,
+        port: u16,
+        clock: Clock,
+        renew: Duration,
+        lease: Duration,
+    ) -> Self {
+        // Three renewals missed: more than a slow commit, well before the lease lapses.
+        let late_after = (renew * 4).min(lease / 2);
+        SlotSource { db, port, clock, late_after, lease, renewals: Arc::default() }
+    }
+}
+
+/// The slot table as directors see it, from this node's applied state, and when it changes
+/// next without a log entry (a slot turning late or lapsing) — judged on this node's
+/// monotonic clock ([`gatehouse_core::health`]).
+pub fn slot_table_view(src: &SlotSource) -> (SlotTableView, Option<MonoMillis>) {
+    let (now, port) = (src.clock.mono(), src.port);
+    let (slots, counts, down) = src.db.read(|db| {
+        let down: Vec<u64> =
+            db.members().filter(|m| m.down_since.is_some()).map(|m| m.id).collect();
+        (db.slots().iter().cloned().collect::<Vec<_>>(), db.slot_sessions(), down)
+    });
+    let mut renewals = src.renewals.lock().unwrap_or_else(|e| e.into_inner());
+    renewals.retain(|id| slots.iter().any(|s| s.spec.id == id));
+    let mut next: Option<MonoMillis> = None;
+    let mut wake = |t: MonoMillis| next = Some(next.map_or(t, |n| n.min(t)));
+    let views = slots
+        .iter()
+        .map(|s| {
+            renewals.observe(s.spec.id, s.lease_counter(), now);
+            let silent = renewals.silent_for(s.spec.id, now);
+            let lease = if s.renewals == 0 { src.lease * 2 } else { src.lease };
+            let available = s.owner.is_some() && silent <= lease;
+            let late = s.owner.is_some_and(|o| down.contains(&o)) || silent > src.late_after;
+            if let (true, Some(since)) = (available, renewals.since(s.spec.id)) {
+                let step = if late { lease } else { src.late_after };
+                wake(since.plus(step + Duration::from_millis(1)));
+            }
+            SlotView {
                 id: s.spec.id,
                 public_ip: s.spec.public_ip,
                 port,
@@ -49,10 +89,12 @@ pub fn slot_table_view(src: &SlotSource) -> SlotTableView {
                 epoch: s.epoch,
                 sessions: counts.get(&s.spec.id).copied().unwrap_or(0),
                 capacity: s.spec.capacity,
-                available: !s.vacant_at(now),
-            })
-            .collect(),
-    }
+                available,
+                late: available && late,
+            }
+        })
+        .collect();
+    (SlotTableView { node: src.db.node_id(), slots: views }, next)
 }
 
 /// What one stream has sent and what it owes: a table when the state changed since the last
@@ -65,12 +107,14 @@ pub struct SlotFeed {
     changed: bool,
     /// When an unchanged table is sent again.
     resend_at: MonoMillis,
+    /// When a slot turns late or lapses with no log entry.
+    change_at: Option<MonoMillis>,
 }
 
 impl Default for SlotFeed {
     fn default() -> Self {
         // A new stream starts with the current table at once.
-        SlotFeed { last: None, changed: true, resend_at: MonoMillis(0) }
+        SlotFeed { last: None, changed: true, resend_at: MonoMillis(0), change_at: None }
     }
 }
 
@@ -82,7 +126,7 @@ impl SlotFeed {
 
     /// Whether to take a view now: something changed, or the resend is due.
     pub fn wants_view(&self, now: MonoMillis) -> bool {
-        self.changed || now >= self.resend_at
+        self.changed || now >= self.resend_at || self.change_at.is_some_and(|t| now >= t)
     }
 
     /// The view taken at `now` (once the stream has room): the table to send, if it differs
@@ -97,9 +141,18 @@ impl SlotFeed {
         self.last.as_ref()
     }
 
-    /// When the driver must wake at the latest (the resend), with what it is for.
+    /// A slot's state changes at `at` without a log entry (it turns late, or its lease
+    /// lapses): a view is due then.
+    pub fn change_due(&mut self, at: Option<MonoMillis>) {
+        self.change_at = at;
+    }
+
+    /// When the driver must wake at the latest, with what it is for.
     pub fn poll_timeout(&self) -> (MonoMillis, &'static str) {
-        (self.resend_at, "slot table resend")
+        match self.change_at {
+            Some(t) if t < self.resend_at => (t, "slot turns late or lapses"),
+            _ => (self.resend_at, "slot table resend"),
+        }
     }
 }
 
@@ -142,7 +195,8 @@ pub async fn feed(node: SlotSource, tx: mpsc::Sender<Result<Payload, Status>>) {
             let Ok(permit) = tx.reserve().await else { return };
             // Changes applied from here on wake us again.
             applied.borrow_and_update();
-            let view = slot_table_view(&node);
+            let (view, change) = slot_table_view(&node);
+            feed.change_due(change);
             if let Some(view) = feed.offer(node.clock.mono(), view) {
                 let Ok(json) = serde_json::to_vec(view) else { return };
                 permit.send(Ok(Payload { json }));
@@ -176,6 +230,7 @@ mod tests {
                 sessions,
                 capacity: 10,
                 available: true,
+                late: false,
             }],
         }
     }

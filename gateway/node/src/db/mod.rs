@@ -11,6 +11,7 @@ use crate::config::ClusterConfig;
 use crate::metrics as m;
 
 pub mod state;
+pub mod time;
 use anyhow::{Context, Result};
 use gatehouse_core::{Command, Outcome, OutcomeMismatch, Proposal, Rejection, SessionDb};
 use gatehouse_raft::{Request, SharedState};
@@ -102,6 +103,7 @@ pub struct SessionStore {
     batches: mpsc::UnboundedSender<Pending>,
     node_id: u64,
     clock: crate::clock::Clock,
+    time: time::Timekeeper,
 }
 
 /// A write waiting for its batch.
@@ -152,6 +154,10 @@ impl SessionStore {
         let raft = openraft::Raft::new(node_id, config, network.clone(), log, sm)
             .await
             .context("starting raft")?;
+        let clock = crate::clock::Clock::new();
+        let replayed_up_to = raft.metrics().borrow().last_log_index.unwrap_or(0);
+        let time = time::Timekeeper::new(replayed_up_to, state.clone(), applied.clone(), clock);
+        tokio::spawn(time.clone().run());
         let mut members = BTreeMap::new();
         members.insert(
             node_id,
@@ -175,7 +181,7 @@ impl SessionStore {
         let committer = Committer { raft, applied, network, write_timeout };
         let (batches, rx) = mpsc::unbounded_channel();
         tokio::spawn(run_batcher(committer.clone(), rx));
-        Ok(SessionStore { state, committer, batches, node_id, clock: crate::clock::Clock::new() })
+        Ok(SessionStore { state, committer, batches, node_id, clock, time })
     }
 
     /// Wait until a leader is known.
@@ -216,6 +222,12 @@ impl SessionStore {
         };
         metrics::histogram!(m::COMMIT_SECONDS).record(t0.elapsed().as_secs_f64());
         r
+    }
+
+    /// Cluster time: the timestamp for a command proposed now ([`time::Timekeeper`]). Use it
+    /// for every replicated timestamp and every comparison with one, never the wall clock.
+    pub fn now(&self) -> gatehouse_core::UnixMillis {
+        self.time.now()
     }
 
     /// Read the applied state.

@@ -76,7 +76,7 @@ pub async fn run(
         }
     };
     let attach = AttachTunnel {
-        at: node.clock.unix(),
+        at: node.db.now(),
         token_hash: hash,
         kind: TunnelKind::Ssl,
         node: node.db.node_id(),
@@ -122,12 +122,11 @@ pub async fn run(
         .as_ref()
         .and_then(|p| node.cfg.pool_prefixes.get(&p.address_pool))
         .map_or(32, |(_, len)| *len);
-    let headers =
-        connect_headers(node.clock.unix(), &sess, policy.as_ref(), prefix_len, mtu, client);
+    let headers = connect_headers(node.db.now(), &sess, policy.as_ref(), prefix_len, mtu, client);
     let mut stream = stream;
     if stream.write_all(&http::connect_ok(&headers)).await.is_err() || stream.flush().await.is_err()
     {
-        driver::detach(&node, id, Default::default(), node.clock.unix()).await;
+        driver::detach(&node, id, Default::default(), node.db.now()).await;
         return;
     }
     let (tx, rx) = mpsc::channel::<Bytes>(QUEUE);
@@ -160,7 +159,7 @@ pub async fn run(
     match after {
         AfterClose::EndSession => {
             let cmd = EndSessions {
-                at: node.clock.unix(),
+                at: node.db.now(),
                 indices: vec![id.index],
                 reason: EndReason::UserRequested,
             };
@@ -169,12 +168,10 @@ pub async fn run(
             }
         }
         AfterClose::Nothing => {}
-        AfterClose::DetachNow(counters) => {
-            driver::detach(&node, id, counters, node.clock.unix()).await
-        }
+        AfterClose::DetachNow(counters) => driver::detach(&node, id, counters, node.db.now()).await,
         // The timestamp is the close time, so inactivity counts from the real moment.
         AfterClose::DetachAfterGrace => {
-            let closed_at = node.clock.unix();
+            let closed_at = node.db.now();
             tokio::spawn(driver::detach_after_grace(node.clone(), id, core, closed_at));
         }
     }

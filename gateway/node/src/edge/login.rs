@@ -151,7 +151,7 @@ async fn post(
         }
     };
     let cmd = NewSession {
-        at: node.clock.unix(),
+        at: node.db.now(),
         user: user.clone(),
         tunnel_group: group.clone(),
         group_policy: policy.name.clone(),

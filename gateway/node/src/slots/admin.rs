@@ -7,7 +7,7 @@ use tonic::Status;
 
 /// Slots as seen by this node.
 pub fn show(node: &SlotCtx) -> pb::FailoverReply {
-    let now = node.clock.unix();
+    let now = node.db.now();
     let (slots, counts, active) = node.db.read(|db| {
         let mut active = std::collections::BTreeMap::<u32, u32>::new();
         for s in db.sessions().filter(|s| s.has_ssl()) {
@@ -34,7 +34,7 @@ pub fn show(node: &SlotCtx) -> pb::FailoverReply {
                 preferred_owner: s.spec.preferred_owner,
                 standby: s.spec.standby,
                 epoch: s.epoch,
-                lease_left_ms: s.lease_until.0 as i64 - now.0 as i64,
+                lease_left_ms: lease_left(s, node, now),
                 sessions: counts.get(&s.spec.id).copied().unwrap_or(0),
                 capacity: s.spec.capacity,
                 pool: format!("{}-{}", s.spec.pool.first, s.spec.pool.last),
@@ -42,6 +42,20 @@ pub fn show(node: &SlotCtx) -> pb::FailoverReply {
             })
             .collect(),
     }
+}
+
+/// What is left of the owner's lease by cluster time: from its last renewal (or assignment),
+/// a lease (two for an owner that has not renewed yet). Display only: the leader judges on
+/// its own monotonic clock (gatehouse_core::health).
+fn lease_left(s: &gatehouse_core::Slot, node: &SlotCtx, now: gatehouse_core::UnixMillis) -> i64 {
+    let Some(lease) = node.cfg.slots.as_ref().map(|c| c.lease.as_millis() as i64) else {
+        return 0;
+    };
+    if s.owner.is_none() {
+        return 0;
+    }
+    let lease = if s.renewals == 0 { 2 * lease } else { lease };
+    s.renewed_at.0 as i64 + lease - now.0 as i64
 }
 
 /// Graceful switchover of `slot` (run on its owner).

@@ -75,7 +75,7 @@ pub async fn run(node: &SlotCtx, req: pb::DrillRequest) -> Result<pb::DrillRepor
             .collect()
     });
     let max_index = node.db.read(|db| db.sessions().map(|s| s.index).max().unwrap_or(0));
-    let t0 = node.clock.unix();
+    let t0 = node.db.now();
     let m = DrillMove { slot, crash: req.kill };
     let reply = if owner == node.db.node_id() {
         // Graceful switch run on the owner itself (`kill` was refused above).
@@ -121,7 +121,7 @@ pub async fn run(node: &SlotCtx, req: pb::DrillRequest) -> Result<pb::DrillRepor
         });
         if takeover.is_none() {
             if let Some((Some(to), e)) = slot_now.filter(|(o, e)| *e > epoch0 && o.is_some()) {
-                takeover = Some((node.clock.unix(), to, e));
+                takeover = Some((node.db.now(), to, e));
             }
         }
         if takeover.is_some() && back == active.len() {

@@ -102,7 +102,7 @@ pub async fn run(node: SlotCtx) {
 }
 
 fn now(node: &SlotCtx) -> Now {
-    Now { mono: node.clock.mono(), wall: node.clock.unix() }
+    Now { mono: node.clock.mono(), wall: node.db.now() }
 }
 
 /// The agent's view of a proposal's outcome.
@@ -133,7 +133,10 @@ impl Driver {
         }
         while let Some(action) = agent.poll_action() {
             match action {
-                SlotAction::AddAddresses { slot, epoch, reason } => {
+                // The kernel fence (fence_at, ExtendFence) goes to the worker with the
+                // in-process address handling.
+                SlotAction::ExtendFence { .. } => {}
+                SlotAction::AddAddresses { slot, epoch, reason, fence_at: _ } => {
                     let Some(spec) = self.spec(slot) else { continue };
                     let job = match reason {
                         AddReason::TakeOver => {

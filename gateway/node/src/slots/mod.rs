@@ -68,7 +68,7 @@ pub async fn switch(node: &SlotCtx, slot: u32) -> Result<u64, SwitchError> {
     }
     node.local_slots.drop_for_switch(slot).await?;
     let cmd = SlotChange {
-        at: node.clock.unix(),
+        at: node.db.now(),
         cmd: SlotCommand::Release { slot, node: node.db.node_id(), epoch },
     };
     match node.db.propose(cmd).await {

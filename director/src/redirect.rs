@@ -32,7 +32,12 @@ pub struct Redirector {
 
 /// Accept clients forever.
 pub async fn serve(listener: TcpListener, r: Redirector) {
-    let l = TlsListener { listener, tls: r.tls.clone(), handshake_timeout: REQUEST_TIMEOUT };
+    let l = TlsListener {
+        listener,
+        tls: r.tls.clone(),
+        handshake_timeout: REQUEST_TIMEOUT,
+        marks: None,
+    };
     l.serve(Arc::new(r), std::future::pending()).await;
 }
 

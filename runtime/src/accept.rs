@@ -8,11 +8,13 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+pub use crate::client_tcp::{ClientTcp, Marks};
+
 /// The TLS stream of an accepted client connection.
-pub type ServerStream = tokio_rustls::server::TlsStream<TcpStream>;
+pub type ServerStream = tokio_rustls::server::TlsStream<ClientTcp>;
 
 /// After a failed `accept` (EMFILE and friends), wait this long instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -49,18 +51,21 @@ pub struct TlsListener {
     pub tls: TlsAcceptor,
     /// Bound on the TLS handshake.
     pub handshake_timeout: Duration,
+    /// The socket marks of accepted connections ([`ClientTcp`]); `None` leaves marks alone.
+    pub marks: Option<Marks>,
 }
 
 impl TlsListener {
     /// Accept connections and hand each to `handler` until `stop` resolves. Connections
     /// already accepted carry on.
     pub async fn serve<H: Handler>(self, handler: Arc<H>, stop: impl Future<Output = ()>) {
-        let TlsListener { listener, tls, handshake_timeout } = self;
+        let TlsListener { listener, tls, handshake_timeout, marks } = self;
         tokio::pin!(stop);
         loop {
             tokio::select! {
                 r = listener.accept() => match r {
                     Ok((tcp, peer)) => {
+                        let tcp = ClientTcp::new(tcp, marks);
                         let (handler, tls) = (handler.clone(), tls.clone());
                         tokio::spawn(async move {
                             if let Some(s) = handshake(&tls, tcp, peer, handshake_timeout, &*handler).await {
@@ -82,12 +87,12 @@ impl TlsListener {
 
 async fn handshake<H: Handler>(
     tls: &TlsAcceptor,
-    tcp: TcpStream,
+    tcp: ClientTcp,
     peer: SocketAddr,
     limit: Duration,
     handler: &H,
 ) -> Option<ServerStream> {
-    let _ = tcp.set_nodelay(true);
+    let _ = tcp.tcp().set_nodelay(true);
     let e = match tokio::time::timeout(limit, tls.accept(tcp)).await {
         Ok(Ok(s)) => return Some(s),
         Ok(Err(e)) => HandshakeError::Failed(e),

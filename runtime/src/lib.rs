@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod accept;
+pub mod client_tcp;
 pub mod clock;
 pub mod cluster_tls;
 pub mod config;

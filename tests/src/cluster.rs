@@ -640,7 +640,8 @@ impl Drop for Cluster {
     }
 }
 
-/// Kill a cluster process; when a test is failing, print the tail of its log to stderr.
+/// Kill a cluster process; when a test is failing, print the tail of its log to stderr
+/// (without openraft's own lines, which a dead peer turns into a flood).
 fn stop_and_dump(c: &mut Option<Child>, log: &Path, label: &str, lines: usize) {
     if let Some(c) = c.as_mut() {
         let _ = signal_pid(c.id(), "KILL");
@@ -648,6 +649,8 @@ fn stop_and_dump(c: &mut Option<Child>, log: &Path, label: &str, lines: usize) {
     }
     if std::thread::panicking() {
         let text = std::fs::read_to_string(log).unwrap_or_default();
+        let text: String =
+            text.lines().filter(|l| !l.contains(" openraft::")).map(|l| format!("{l}\n")).collect();
         let _ = std::io::Write::write_all(
             &mut std::io::stderr(),
             format!("--- {label} log ---\n{}\n", crate::openconnect::tail(&text, lines)).as_bytes(),

@@ -75,6 +75,13 @@ pub async fn run(cfg: Config) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("binding {}", cfg.listen))?;
+    if cfg.slots.is_some() {
+        // The listener's RSTs to stray segments (what a take-over's tickle draws) carry it;
+        // the kernel fence drops socket-less ones (kernel::fence).
+        socket2::SockRef::from(&listener)
+            .set_mark(crate::kernel::fence::MARK_LISTEN)
+            .context("marking the client listener (the node needs CAP_NET_ADMIN)")?;
+    }
     let local_slots: Arc<crate::slots::LocalSlots> = Default::default();
     let slots = crate::slots::SlotCtx {
         cfg: Arc::new(crate::slots::SlotCfg {

@@ -25,6 +25,12 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) {
         listener,
         tls: node.tls.clone(),
         handshake_timeout: node.cfg.request_timeout,
+        // With slots, the kernel fence tells a connection the node closed from one a dead
+        // process left (kernel::fence); the listener itself carries MARK_LISTEN (app.rs).
+        marks: node.cfg.slots.is_some().then_some(gatehouse_runtime::accept::Marks {
+            open: crate::kernel::fence::MARK_OPEN,
+            close: crate::kernel::fence::MARK_CLOSED,
+        }),
     };
     l.serve(node, stop).await;
 }

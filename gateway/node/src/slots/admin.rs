@@ -1,7 +1,6 @@
 //! The failover part of the admin API: `show failover`, `failover switch`, drill crashes.
 
 use super::SlotCtx;
-use gatehouse_core::SlotSpec;
 use gatehouse_proto::admin as pb;
 use tonic::Status;
 
@@ -66,18 +65,12 @@ pub async fn switch(node: &SlotCtx, slot: u32) -> Result<pb::FailoverReply, Stat
     }
 }
 
-/// Drill crash: stop answering for our slots as a dead machine would, then exit at once.
-/// The slot worker does it after the interface changes already queued, so nothing it
-/// still had to add comes back after the fence; without a worker it happens here.
+/// Drill crash: exit at once, as a crashing process does (no slot released, no connection
+/// closed by the node); the kernel fence makes the slots fall silent. The slot worker exits
+/// after the interface changes already queued, so the kernel sees what the node meant to do.
 pub fn crash(node: &SlotCtx) {
-    if let Some(sc) = &node.cfg.slots {
-        let live = node.local_slots.live();
-        let specs: Vec<SlotSpec> =
-            sc.slots.iter().filter(|s| live.contains(&s.id)).cloned().collect();
-        if node.local_slots.send_job(super::worker::Job::Crash { specs: specs.clone() }) {
-            return;
-        }
-        super::takeover::fence_for_crash(&specs, &sc.public_interface, &sc.inside_interface);
+    if node.local_slots.send_job(super::worker::Job::Crash) {
+        return;
     }
     tracing::warn!("drill: crashing now");
     std::process::exit(137);

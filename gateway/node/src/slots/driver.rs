@@ -34,15 +34,13 @@ pub async fn run(node: SlotCtx) {
     let worker = match Worker::start(&sc, node.clock) {
         Ok(w) => w,
         Err(e) => {
-            tracing::error!("cannot start the slot worker thread: {e}; this node takes no slot");
+            tracing::error!(
+                "cannot fence slot addresses ({e}); this node takes no slot (it needs \
+                 CAP_NET_ADMIN, CAP_NET_RAW and the nftables package)"
+            );
             return;
         }
     };
-    // Drill rules a previous run left would drop our traffic; connections it left on the slot
-    // addresses (a crash drill drops their FIN/RST) would swallow the takeover tickles of
-    // clients that reuse their ports. Both go before any address is added.
-    worker.send(Job::ClearDrillRules);
-    worker.send(Job::KillConnections(sc.slots.iter().map(|s| s.public_ip).collect()));
     let (control, mut requests) = mpsc::unbounded_channel();
     node.local_slots.attach(Handles { control, worker: worker.clone() });
     let cfg = SlotAgentConfig {
@@ -133,21 +131,22 @@ impl Driver {
         }
         while let Some(action) = agent.poll_action() {
             match action {
-                // The kernel fence (fence_at, ExtendFence) goes to the worker with the
-                // in-process address handling.
-                SlotAction::ExtendFence { .. } => {}
-                SlotAction::AddAddresses { slot, epoch, reason, fence_at: _ } => {
+                SlotAction::ExtendFence { slot, fence_at } => {
+                    let Some(spec) = self.spec(slot) else { continue };
+                    self.worker.send(Job::Extend { spec, fence_at });
+                }
+                SlotAction::AddAddresses { slot, epoch, reason, fence_at } => {
                     let Some(spec) = self.spec(slot) else { continue };
                     let job = match reason {
                         AddReason::TakeOver => {
-                            Job::TakeOver { clients: self.clients(&spec), spec, epoch }
+                            Job::TakeOver { clients: self.clients(&spec), spec, epoch, fence_at }
                         }
                         AddReason::Restore => {
                             tracing::info!(
                                 slot,
                                 "slot lease renewed again; restoring its addresses"
                             );
-                            Job::Restore { spec }
+                            Job::Restore { spec, fence_at }
                         }
                     };
                     self.worker.send(job);

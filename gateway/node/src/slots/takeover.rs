@@ -1,39 +1,14 @@
-//! What a node does to its interfaces when it gains or loses a slot: add or remove the slot's
-//! addresses (iproute2, i.e. netlink), announce them with gratuitous ARP (iputils `arping`),
-//! and "tickle" the slot's clients so their dead TCP connections reset at once.
+//! The "tickle" that resets a slot's clients' dead TCP connections at once after a take-over
+//! (the technique CTDB uses for IP takeover): a TCP ACK with sequence 0 sent from the slot
+//! address to each client's endpoint. The client's kernel answers an out-of-window ACK with
+//! its current sequence numbers; this node's kernel, which has no such connection, answers
+//! that with a RST the client accepts (the listener's, which the fence lets out,
+//! `kernel::fence`), and openconnect reconnects immediately instead of
+//! waiting for its retransmissions or DPD to give up.
 //!
-//! The tickle (the technique CTDB uses for IP takeover): a TCP ACK with sequence 0 sent from
-//! the slot address to each client's endpoint. The client's kernel answers an out-of-window
-//! ACK with its current sequence numbers; this node's kernel, which has no such connection,
-//! answers that with a RST the client accepts, and openconnect reconnects immediately instead
-//! of waiting for its retransmissions or DPD to give up.
-//!
-//! Everything here blocks (subprocesses, a raw socket): only the slot worker thread
-//! (`slots::worker`) calls it, never an async task.
+//! Blocking (a raw socket): only the slot worker thread (`slots::worker`) calls it.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::process::{Child, Command, Stdio};
-
-/// An `ip` command that did not do what was asked.
-#[derive(Debug, thiserror::Error)]
-pub enum InterfaceError {
-    /// `ip` could not be run at all (is iproute2 installed?).
-    #[error("{cmd}: {source}")]
-    Run {
-        /// The command, as given.
-        cmd: String,
-        /// Why it did not start.
-        source: std::io::Error,
-    },
-    /// `ip` ran and refused; its standard error says why.
-    #[error("{cmd}: {stderr}")]
-    Refused {
-        /// The command line.
-        cmd: String,
-        /// What `ip` said.
-        stderr: String,
-    },
-}
 
 /// Why the tickles could not be sent.
 #[derive(Debug, thiserror::Error)]
@@ -49,65 +24,6 @@ pub enum TickleError {
         /// Why the bind failed.
         source: std::io::Error,
     },
-}
-
-fn ip(args: &[&str]) -> Result<(), InterfaceError> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|source| InterfaceError::Run { cmd: format!("ip {args:?}"), source })?;
-    if out.status.success() {
-        return Ok(());
-    }
-    let err = String::from_utf8_lossy(&out.stderr);
-    // Adding an address that is there, or removing one that is not, is the state we want.
-    if err.contains("File exists") || err.contains("Cannot assign requested address") {
-        return Ok(());
-    }
-    Err(InterfaceError::Refused {
-        cmd: format!("ip {}", args.join(" ")),
-        stderr: err.trim().into(),
-    })
-}
-
-/// Add `addr/prefix` to `dev` (announce it with [`gratuitous_arp`] and [`tickle`]).
-pub fn add_address(addr: Ipv4Addr, prefix: u8, dev: &str) -> Result<(), InterfaceError> {
-    ip(&["addr", "add", &format!("{addr}/{prefix}"), "dev", dev])
-}
-
-/// Start announcing `addr` on `dev` with gratuitous ARP (two unsolicited ARPs within a
-/// second); the caller reaps the child. It does not wait: the tickles that follow must not
-/// wait for arping to finish, only for it to have started.
-pub fn gratuitous_arp(addr: Ipv4Addr, dev: &str) -> std::io::Result<Child> {
-    let a = addr.to_string();
-    Command::new("arping")
-        .args(["-U", "-c", "2", "-w", "1", "-I", dev, "-s", &a, &a])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-}
-
-/// Remove `addr/prefix` from `dev`.
-pub fn remove_address(addr: Ipv4Addr, prefix: u8, dev: &str) -> Result<(), InterfaceError> {
-    ip(&["addr", "del", &format!("{addr}/{prefix}"), "dev", dev])
-}
-
-/// Whether `addr` is configured on this host.
-pub fn has_address(addr: Ipv4Addr) -> bool {
-    Command::new("ip")
-        .args(["-4", "-o", "addr", "show", "to", &format!("{addr}/32")])
-        .output()
-        .map(|o| !o.stdout.is_empty())
-        .unwrap_or(false)
-}
-
-/// Reset connections a previous run of this node left on `addr` (`ss -K`).
-pub fn kill_connections(addr: Ipv4Addr) {
-    let _ = Command::new("ss")
-        .args(["-K", "src", &addr.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
 }
 
 fn checksum(data: &[u8], mut sum: u32) -> u16 {
@@ -157,51 +73,6 @@ pub fn tickle(slot_ip: Ipv4Addr, clients: &[(Ipv4Addr, u16, u16)]) -> Result<usi
         }
     }
     Ok(sent)
-}
-
-/// What a crash drill does to the slots it held: nothing more leaves from their addresses
-/// (no FIN, no RST), and no ARP answer comes for them either.
-pub(super) fn fence_for_crash(
-    specs: &[gatehouse_core::SlotSpec],
-    public_if: &str,
-    inside_if: &str,
-) {
-    for spec in specs {
-        let _ = std::process::Command::new("iptables")
-            .args([
-                "-I",
-                "OUTPUT",
-                "-s",
-                &spec.public_ip.to_string(),
-                "-m",
-                "comment",
-                "--comment",
-                "gatehouse-drill-crash",
-                "-j",
-                "DROP",
-            ])
-            .status();
-        let _ = remove_address(spec.public_ip, spec.public_prefix, public_if);
-        if let Some(ip) = spec.inside_ip {
-            let _ = remove_address(ip, spec.inside_prefix, inside_if);
-        }
-    }
-}
-
-/// Remove drill-crash rules a previous run left behind.
-pub fn clear_drill_rules() {
-    for _ in 0..16 {
-        let out = std::process::Command::new("iptables").args(["-S", "OUTPUT"]).output();
-        let Ok(out) = out else { return };
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let Some(rule) = text.lines().find(|l| l.contains("gatehouse-drill-crash")) else { return };
-        let args: Vec<String> = rule
-            .replacen("-A ", "-D ", 1)
-            .split_whitespace()
-            .map(|s| s.trim_matches('"').to_string())
-            .collect();
-        let _ = std::process::Command::new("iptables").args(&args).status();
-    }
 }
 
 #[cfg(test)]

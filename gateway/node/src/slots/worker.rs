@@ -1,18 +1,21 @@
-//! The one thread that touches the interfaces: `ip`, `arping`, `ss -K`, `iptables` and the
-//! tickles run here, never on an async worker.
+//! The one thread that touches the interfaces: the kernel fence, slot addresses, gratuitous
+//! ARP and the tickles run here (all in process, `crate::kernel`), never on an async worker.
 //!
 //! Jobs run in the order they were sent: an add never overtakes an earlier drop, and a
 //! graceful switch's drop is done before its barrier answers (the release is proposed after
-//! that). Nothing here sleeps: gratuitous ARP is started and reaped later, and the tickle
-//! rounds that follow it are timers of this thread, so a drop due for fencing never waits
-//! behind an announcement.
+//! that). Nothing here sleeps: the repeated gratuitous ARPs and the tickle rounds that follow
+//! a take-over are timers of this thread, so a drop due for fencing never waits behind an
+//! announcement.
 
 use super::takeover;
 use crate::clock::Clock;
 use crate::config::SlotsConfig;
-use gatehouse_core::SlotSpec;
+use crate::kernel::fence::{self, Fence, FenceError};
+use crate::kernel::garp::ArpSocket;
+use crate::kernel::rtnl::{Link, Rtnl};
+use crate::kernel::sockdiag;
+use gatehouse_core::{MonoMillis, SlotSpec};
 use std::net::Ipv4Addr;
-use std::process::Child;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -22,18 +25,17 @@ pub(super) type Client = (Ipv4Addr, u16, u16);
 
 /// Something to do to the interfaces.
 pub(super) enum Job {
-    /// Remove drill-crash rules a previous run left behind.
-    ClearDrillRules,
-    /// Reset connections a previous run left on these addresses.
-    KillConnections(Vec<Ipv4Addr>),
-    /// Add the slot's addresses, announce them, tickle the clients.
-    TakeOver { spec: SlotSpec, epoch: u64, clients: Vec<Client> },
-    /// Add the slot's addresses again (no announcement).
-    Restore { spec: SlotSpec },
-    /// Remove the slot's addresses; unless they were live, only if the host has them.
+    /// Add the slot's addresses live until `fence_at`, announce them, tickle the clients.
+    TakeOver { spec: SlotSpec, epoch: u64, clients: Vec<Client>, fence_at: MonoMillis },
+    /// Add the slot's addresses again, live until `fence_at` (no announcement).
+    Restore { spec: SlotSpec, fence_at: MonoMillis },
+    /// A renewal committed: the slot's addresses stay live until `fence_at`.
+    Extend { spec: SlotSpec, fence_at: MonoMillis },
+    /// Fence the slot's addresses and remove them; unless they were live, only if the host
+    /// has them.
     Drop { spec: SlotSpec, was_live: bool, why: &'static str },
-    /// Drill crash: fence the slots' addresses as a dead machine would, then exit.
-    Crash { specs: Vec<SlotSpec> },
+    /// Drill crash: exit at once, as a crashing process does; the fence does the rest.
+    Crash,
     /// Answer once every earlier job is done.
     Barrier(oneshot::Sender<()>),
 }
@@ -44,17 +46,41 @@ pub(super) struct Worker {
     tx: mpsc::Sender<Job>,
 }
 
+/// Why the worker could not start: without its fence this node must take no slot.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum StartError {
+    /// A netlink or packet socket could not be opened.
+    #[error("{0}")]
+    Socket(#[from] std::io::Error),
+    /// The fence could not be installed.
+    #[error("{0}")]
+    Fence(#[from] FenceError),
+}
+
 impl Worker {
-    /// Start the worker thread for the interfaces `sc` names.
-    pub(super) fn start(sc: &SlotsConfig, clock: Clock) -> std::io::Result<Worker> {
-        let (tx, rx) = mpsc::channel();
-        let mut state = State {
-            public_if: sc.public_interface.clone(),
-            inside_if: sc.inside_interface.clone(),
-            clock,
-            tickles: Vec::new(),
-            arpings: Vec::new(),
+    /// Start the worker thread for the interfaces and slots `sc` names: install the fence
+    /// (every slot address fenced), remove every slot address the host still has (a
+    /// previous run, crashed or frozen, may have left them) and the connections left on
+    /// them. Returns once that is done.
+    pub(super) fn start(sc: &SlotsConfig, clock: Clock) -> Result<Worker, StartError> {
+        let mut rtnl = Rtnl::open()?;
+        let public = rtnl.link(&sc.public_interface)?;
+        let inside = if sc.slots.iter().any(|s| s.inside_ip.is_some()) {
+            Some(rtnl.link(&sc.inside_interface)?)
+        } else {
+            None
         };
+        let mut state = State {
+            rtnl,
+            fence: Fence::open()?,
+            arp: ArpSocket::open()?,
+            public,
+            inside,
+            clock,
+            pending: Vec::new(),
+        };
+        state.clean_start(&sc.slots)?;
+        let (tx, rx) = mpsc::channel();
         std::thread::Builder::new().name("gatehouse-slots".into()).spawn(move || state.run(rx))?;
         Ok(Worker { tx })
     }
@@ -65,12 +91,12 @@ impl Worker {
     }
 }
 
-/// Tickle rounds still to send for one announced address.
-struct Tickles {
-    at: Instant,
-    addr: Ipv4Addr,
-    clients: Vec<Client>,
-    rounds_left: u8,
+/// Something the worker does later.
+enum Later {
+    /// Tickle rounds still to send for one announced address.
+    Tickle { addr: Ipv4Addr, clients: Vec<Client>, rounds_left: u8 },
+    /// Gratuitous ARPs still to send for one address, at these delays after the first.
+    Announce { addr: Ipv4Addr, inside: bool, next: &'static [Duration] },
 }
 
 /// The clients' answers must come to this node and not to the old owner's MAC address:
@@ -78,25 +104,31 @@ struct Tickles {
 const FIRST_TICKLE: Duration = Duration::from_millis(20);
 const NEXT_TICKLE: Duration = Duration::from_millis(150);
 const TICKLE_ROUNDS: u8 = 3;
-/// How often finished arping processes are reaped while some run.
-const REAP_EVERY: Duration = Duration::from_millis(200);
+/// Gratuitous ARP is sent at once and repeated: a neighbour ignores a second change of an
+/// entry within its `locktime` (1 s by default), and a lost frame must not cost a failover.
+/// The gaps, as keepalived repeats its announcements.
+const ANNOUNCE_AGAIN: &[Duration] =
+    &[Duration::from_millis(200), Duration::from_millis(1100), Duration::from_millis(2200)];
 
 struct State {
-    public_if: String,
-    inside_if: String,
+    rtnl: Rtnl,
+    fence: Fence,
+    arp: ArpSocket,
+    public: Link,
+    inside: Option<Link>,
     clock: Clock,
-    tickles: Vec<Tickles>,
-    arpings: Vec<Child>,
+    pending: Vec<(Instant, Later)>,
+}
+
+fn addrs(spec: &SlotSpec) -> Vec<Ipv4Addr> {
+    std::iter::once(spec.public_ip).chain(spec.inside_ip).collect()
 }
 
 impl State {
     fn run(&mut self, rx: mpsc::Receiver<Job>) {
         loop {
             let now = self.clock.instant_now();
-            let mut wait = self.tickles.iter().map(|t| t.at.saturating_duration_since(now)).min();
-            if !self.arpings.is_empty() {
-                wait = Some(wait.map_or(REAP_EVERY, |w| w.min(REAP_EVERY)));
-            }
+            let wait = self.pending.iter().map(|(at, _)| at.saturating_duration_since(now)).min();
             let job = match wait {
                 None => match rx.recv() {
                     Ok(j) => Some(j),
@@ -111,29 +143,57 @@ impl State {
             if let Some(job) = job {
                 self.perform(job);
             }
-            self.send_due_tickles();
-            self.arpings.retain_mut(|c| matches!(c.try_wait(), Ok(None)));
+            self.run_due();
         }
+    }
+
+    fn clean_start(&mut self, slots: &[SlotSpec]) -> Result<(), StartError> {
+        let all: Vec<Ipv4Addr> = slots.iter().flat_map(addrs).collect();
+        fence::install(&all)?;
+        for a in self.rtnl.addresses()? {
+            if all.contains(&a.addr) {
+                tracing::info!(address = %a.addr, "removing a slot address this node does not hold");
+                self.rtnl.remove_address(a.index, a.addr, a.prefix)?;
+            }
+        }
+        // Connections a previous run left on the slot addresses (a crash leaves them
+        // retransmitting a FIN the fence drops) would swallow the tickles of clients that
+        // reuse their ports.
+        match sockdiag::destroy_local(&all) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                sockets = n,
+                "closed connections a previous run left on slot addresses"
+            ),
+            Err(e) => tracing::warn!("cannot close connections left on slot addresses: {e}"),
+        }
+        Ok(())
     }
 
     fn perform(&mut self, job: Job) {
         match job {
-            Job::ClearDrillRules => takeover::clear_drill_rules(),
-            Job::KillConnections(addrs) => addrs.into_iter().for_each(takeover::kill_connections),
-            Job::TakeOver { spec, epoch, clients } => {
+            Job::TakeOver { spec, epoch, clients, fence_at } => {
+                self.make_live(&spec, fence_at);
                 self.add_addresses(&spec);
                 tracing::info!(slot = spec.id, epoch, address = %spec.public_ip, clients = clients.len(), "slot taken over");
-                let public_if = self.public_if.clone();
-                self.announce(spec.public_ip, &public_if, clients);
+                self.announce(spec.public_ip, false);
+                if !clients.is_empty() {
+                    let at = self.clock.instant_now() + FIRST_TICKLE;
+                    let later =
+                        Later::Tickle { addr: spec.public_ip, clients, rounds_left: TICKLE_ROUNDS };
+                    self.pending.push((at, later));
+                }
                 if let Some(ip) = spec.inside_ip {
-                    let inside_if = self.inside_if.clone();
-                    self.announce(ip, &inside_if, Vec::new());
+                    self.announce(ip, true);
                 }
             }
-            Job::Restore { spec } => self.add_addresses(&spec),
+            Job::Restore { spec, fence_at } => {
+                self.make_live(&spec, fence_at);
+                self.add_addresses(&spec);
+            }
+            Job::Extend { spec, fence_at } => self.make_live(&spec, fence_at),
             Job::Drop { spec, was_live, why } => self.drop_addresses(&spec, was_live, why),
-            Job::Crash { specs } => {
-                takeover::fence_for_crash(&specs, &self.public_if, &self.inside_if);
+            Job::Crash => {
                 tracing::warn!("drill: crashing now");
                 std::process::exit(137);
             }
@@ -143,58 +203,98 @@ impl State {
         }
     }
 
-    fn add_addresses(&self, spec: &SlotSpec) {
-        if let Err(e) = takeover::add_address(spec.public_ip, spec.public_prefix, &self.public_if) {
+    /// The kernel lets the slot's addresses answer until `fence_at` (and not at all when it
+    /// has passed: a renewal that committed while this node was frozen extends nothing).
+    fn make_live(&mut self, spec: &SlotSpec, fence_at: MonoMillis) {
+        let left = Duration::from_millis(fence_at.0.saturating_sub(self.clock.mono().0));
+        if let Err(e) = self.fence.live_for(&addrs(spec), left) {
+            tracing::error!(slot = spec.id, "cannot move the kernel fence: {e}");
+        }
+    }
+
+    fn add_addresses(&mut self, spec: &SlotSpec) {
+        let public = self.public.index;
+        if let Err(e) = self.rtnl.add_address(public, spec.public_ip, spec.public_prefix) {
             tracing::error!(slot = spec.id, "cannot add the public address: {e}");
         }
-        if let Some(ip) = spec.inside_ip {
-            if let Err(e) = takeover::add_address(ip, spec.inside_prefix, &self.inside_if) {
+        if let (Some(ip), Some(inside)) = (spec.inside_ip, self.inside) {
+            if let Err(e) = self.rtnl.add_address(inside.index, ip, spec.inside_prefix) {
                 tracing::error!(slot = spec.id, "cannot add the inside address: {e}");
             }
         }
     }
 
-    fn drop_addresses(&self, spec: &SlotSpec, was_live: bool, why: &str) {
-        if !was_live && !takeover::has_address(spec.public_ip) {
+    fn drop_addresses(&mut self, spec: &SlotSpec, was_live: bool, why: &str) {
+        if let Err(e) = self.fence.fence(&addrs(spec)) {
+            tracing::error!(slot = spec.id, "cannot fence the slot's addresses: {e}");
+        }
+        let held = match self.rtnl.addresses() {
+            Ok(a) => a.iter().any(|a| a.addr == spec.public_ip),
+            Err(_) => true,
+        };
+        if !was_live && !held {
             return;
         }
         if let Err(e) =
-            takeover::remove_address(spec.public_ip, spec.public_prefix, &self.public_if)
+            self.rtnl.remove_address(self.public.index, spec.public_ip, spec.public_prefix)
         {
             tracing::error!(slot = spec.id, "cannot remove the public address: {e}");
         }
-        if let Some(ip) = spec.inside_ip {
-            if let Err(e) = takeover::remove_address(ip, spec.inside_prefix, &self.inside_if) {
+        if let (Some(ip), Some(inside)) = (spec.inside_ip, self.inside) {
+            if let Err(e) = self.rtnl.remove_address(inside.index, ip, spec.inside_prefix) {
                 tracing::error!(slot = spec.id, "cannot remove the inside address: {e}");
             }
         }
+        self.pending.retain(|(_, l)| match l {
+            Later::Tickle { addr, .. } | Later::Announce { addr, .. } => {
+                *addr != spec.public_ip && Some(*addr) != spec.inside_ip
+            }
+        });
         tracing::info!(slot = spec.id, address = %spec.public_ip, why, "slot addresses removed");
     }
 
-    /// Gratuitous ARP for `addr` on `dev` now, then the tickle rounds for `clients`.
-    fn announce(&mut self, addr: Ipv4Addr, dev: &str, clients: Vec<Client>) {
-        match takeover::gratuitous_arp(addr, dev) {
-            Ok(child) => self.arpings.push(child),
-            Err(e) => tracing::warn!(
-                "gratuitous ARP for {addr} not sent (is iputils-arping installed?): {e}"
-            ),
-        }
-        if !clients.is_empty() {
-            let at = self.clock.instant_now() + FIRST_TICKLE;
-            self.tickles.push(Tickles { at, addr, clients, rounds_left: TICKLE_ROUNDS });
+    /// Gratuitous ARP for `addr` now, and again at [`ANNOUNCE_AGAIN`].
+    fn announce(&mut self, addr: Ipv4Addr, inside: bool) {
+        self.announce_once(addr, inside);
+        let at = self.clock.instant_now() + ANNOUNCE_AGAIN[0];
+        self.pending.push((at, Later::Announce { addr, inside, next: ANNOUNCE_AGAIN }));
+    }
+
+    fn announce_once(&self, addr: Ipv4Addr, inside: bool) {
+        let link = if inside { self.inside.as_ref() } else { Some(&self.public) };
+        let Some(link) = link else { return };
+        if let Err(e) = self.arp.announce(link, addr) {
+            tracing::warn!(address = %addr, "gratuitous ARP not sent: {e}");
         }
     }
 
-    fn send_due_tickles(&mut self) {
+    fn run_due(&mut self) {
         let now = self.clock.instant_now();
-        for t in self.tickles.iter_mut().filter(|t| t.at <= now) {
-            match takeover::tickle(t.addr, &t.clients) {
-                Ok(n) => tracing::debug!(address = %t.addr, tickles = n, "tickled clients"),
-                Err(e) => tracing::warn!(address = %t.addr, "could not tickle clients: {e}"),
+        let (due, rest): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.pending).into_iter().partition(|(at, _)| *at <= now);
+        self.pending = rest;
+        for (at, later) in due {
+            match later {
+                Later::Tickle { addr, clients, rounds_left } => {
+                    match takeover::tickle(addr, &clients) {
+                        Ok(n) => tracing::debug!(address = %addr, tickles = n, "tickled clients"),
+                        Err(e) => tracing::warn!(address = %addr, "could not tickle clients: {e}"),
+                    }
+                    if rounds_left > 1 {
+                        let later = Later::Tickle { addr, clients, rounds_left: rounds_left - 1 };
+                        self.pending.push((now + NEXT_TICKLE, later));
+                    }
+                }
+                Later::Announce { addr, inside, next } => {
+                    self.announce_once(addr, inside);
+                    if let [gap, rest @ ..] = next {
+                        if let Some(following) = rest.first() {
+                            let at = at + (*following - *gap);
+                            self.pending.push((at, Later::Announce { addr, inside, next: rest }));
+                        }
+                    }
+                }
             }
-            t.rounds_left -= 1;
-            t.at = now + NEXT_TICKLE;
         }
-        self.tickles.retain(|t| t.rounds_left > 0);
     }
 }

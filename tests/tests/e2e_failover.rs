@@ -3,89 +3,13 @@
 //! Needs root; fails under CI=true when it cannot run.
 #![allow(clippy::unwrap_used)]
 
-use gatehouse_tests::cluster::{Cluster, ClusterTopology, PORT};
-use gatehouse_tests::{cargo_bin, require_root, Openconnect};
-use std::process::{Child, Stdio};
+use gatehouse_tests::cluster::{Cluster, ClusterTopology};
+use gatehouse_tests::failover::{
+    connected_to_slot_1, max_gap_ms, session, start_ping, wait_holder, CONNECT,
+};
+use gatehouse_tests::{cargo_bin, require_root};
+use std::process::Stdio;
 use std::time::Duration;
-
-const CONNECT: Duration = Duration::from_secs(30);
-
-/// Wait until `node` is the only reachable holder of the slot's address (a crashed node cut
-/// off the network keeps whatever it had; `dead` lists those).
-fn wait_holder(topo: &ClusterTopology, slot: usize, node: usize, dead: &[usize]) {
-    let ok = gatehouse_tests::clock::poll_until(
-        Duration::from_secs(20),
-        Duration::from_millis(50),
-        || {
-            let live: Vec<usize> = topo
-                .holders(topo.slot_ip(slot))
-                .into_iter()
-                .filter(|n| !dead.contains(n))
-                .collect();
-            (live == vec![node]).then_some(())
-        },
-    );
-    assert!(
-        ok.is_some(),
-        "slot {slot} address not on node {node}: holders {:?}",
-        topo.holders(topo.slot_ip(slot))
-    );
-}
-
-/// `ping -i 0.01 -D` from the client to the lan host, into a file.
-/// A 3-node cluster with slots (address block `k`), slot 1 on node 1, and the real openconnect
-/// connected to slot 1's address; the inner address it got.
-fn connected_to_slot_1(tag: &str, k: u8) -> (ClusterTopology, Cluster, Openconnect, String) {
-    let topo = ClusterTopology::new(tag, k, 3).unwrap();
-    let cluster = Cluster::start_with(&topo, &[], &topo.slots_toml()).unwrap();
-    wait_holder(&topo, 1, 1, &[]);
-    let mut oc = Openconnect::builder_in(
-        &topo.client_ns(),
-        &topo.lan_cidr(),
-        topo.slot_ip(1),
-        PORT,
-        &cluster.pins[0],
-    )
-    .spawn()
-    .unwrap();
-    let ip = oc.wait_event("connect", CONNECT).expect("connected to slot 1");
-    (topo, cluster, oc, ip)
-}
-
-fn start_ping(topo: &ClusterTopology, out: &std::path::Path) -> Child {
-    topo.exec(
-        &topo.client_ns(),
-        &["ping", "-n", "-D", "-i", "0.01", "-W", "1", &topo.lan_ip().to_string()],
-    )
-    .stdout(Stdio::from(std::fs::File::create(out).unwrap()))
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap()
-}
-
-/// Largest gap between consecutive ping replies after `from` (epoch seconds), in ms.
-fn max_gap_ms(out: &std::path::Path, from: f64) -> f64 {
-    let text = std::fs::read_to_string(out).unwrap_or_default();
-    let times: Vec<f64> = text
-        .lines()
-        .filter(|l| l.contains("bytes from"))
-        .filter_map(|l| l.strip_prefix('[')?.split(']').next()?.parse().ok())
-        .collect();
-    let mut gap: f64 = 0.0;
-    for w in times.windows(2) {
-        if w[1] >= from {
-            gap = gap.max(w[1] - w[0]);
-        }
-    }
-    gap * 1000.0
-}
-
-fn session(cluster: &Cluster, node: usize) -> serde_json::Value {
-    let s = cluster.sessions_json(node).unwrap();
-    let v = s["sessions"].as_array().cloned().unwrap_or_default();
-    assert_eq!(v.len(), 1, "one session: {s}");
-    v[0].clone()
-}
 
 fn failover(kill: bool) {
     let tag = if kill { "fokill" } else { "foswitch" };

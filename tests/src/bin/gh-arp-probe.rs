@@ -9,7 +9,7 @@
 
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const ETH_P_ARP: u16 = 0x0806;
 
@@ -70,13 +70,13 @@ fn main() {
     req[14..18].copy_from_slice(&ours.octets());
     req[24..28].copy_from_slice(&target.octets());
 
-    let start = Instant::now();
+    let start = gatehouse_tests::clock::now();
     let end = start + Duration::from_secs(secs);
     let mut probe = 0u64;
     let mut next = start;
     let mut buf = [0u8; 128];
-    while Instant::now() < end {
-        if Instant::now() >= next {
+    while gatehouse_tests::clock::now() < end {
+        if gatehouse_tests::clock::now() >= next {
             probe += 1;
             // SAFETY: the buffer and the address are valid for their lengths during the call.
             unsafe {

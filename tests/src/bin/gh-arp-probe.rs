@@ -6,6 +6,7 @@
 //! A packet socket needs a link-layer address (`sockaddr_ll`) that std cannot build, hence the
 //! libc calls below — test tooling, like the node's `kernel::garp`.
 #![allow(unsafe_code)]
+#![allow(clippy::print_stdout)] // a command-line tool: its output is the point
 
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};

@@ -63,6 +63,9 @@ fn kernel_child() {
     let link = rtnl.link("gh0").expect("gh0");
     assert!(link.index > 0 && link.mac != [0; 6], "{link:?}");
     assert!(rtnl.link("nosuch0").is_err(), "an unknown interface is an error");
+    let by_subnet = rtnl.link_in_subnet(SLOT, 24, &[SLOT]).expect("the interface in 10.77.0.0/24");
+    assert_eq!(by_subnet, link, "found by its address 10.77.0.1");
+    assert!(rtnl.link_in_subnet(Ipv4Addr::new(10, 78, 0, 1), 24, &[]).is_err());
 
     rtnl.add_address(link.index, SLOT, 24).expect("add");
     rtnl.add_address(link.index, SLOT, 24).expect("adding again is fine");

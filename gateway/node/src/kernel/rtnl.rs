@@ -50,6 +50,37 @@ impl Rtnl {
     pub fn link(&mut self, name: &str) -> io::Result<Link> {
         let mut m = Msg::new(RTM_GETLINK, F_REQUEST | F_ACK, &[0; 16]);
         m.attr_str(IFLA_IFNAME, name);
+        self.get_link(m, name)
+    }
+
+    /// The interface that holds an address (other than `except`) inside `net/prefix`: where
+    /// a slot address of that subnet belongs when the configuration says `"auto"` (container
+    /// runtimes do not promise interface names).
+    pub fn link_in_subnet(
+        &mut self,
+        net: Ipv4Addr,
+        prefix: u8,
+        except: &[Ipv4Addr],
+    ) -> io::Result<Link> {
+        let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix)) };
+        let within = |a: Ipv4Addr| u32::from(a) & mask == u32::from(net) & mask;
+        let found = self
+            .addresses()?
+            .into_iter()
+            .find(|a| within(a.addr) && !except.contains(&a.addr))
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("no interface has an address in {net}/{prefix}"),
+                )
+            })?;
+        let mut h = [0u8; 16];
+        h[4..8].copy_from_slice(&found.index.to_ne_bytes());
+        let m = Msg::new(RTM_GETLINK, F_REQUEST | F_ACK, &h);
+        self.get_link(m, &format!("#{}", found.index))
+    }
+
+    fn get_link(&mut self, m: Msg, name: &str) -> io::Result<Link> {
         let replies = self
             .0
             .talk(vec![m])

@@ -20,6 +20,9 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
+/// The interface name that means "the one with an address in the slot address's subnet".
+pub(super) const AUTO: &str = "auto";
+
 /// A client endpoint to tickle: its address and port, and our (slot) port.
 pub(super) type Client = (Ipv4Addr, u16, u16);
 
@@ -64,12 +67,21 @@ impl Worker {
     /// them. Returns once that is done.
     pub(super) fn start(sc: &SlotsConfig, clock: Clock) -> Result<Worker, StartError> {
         let mut rtnl = Rtnl::open()?;
-        let public = rtnl.link(&sc.public_interface)?;
-        let inside = if sc.slots.iter().any(|s| s.inside_ip.is_some()) {
-            Some(rtnl.link(&sc.inside_interface)?)
-        } else {
-            None
+        let all: Vec<Ipv4Addr> = sc.slots.iter().flat_map(addrs).collect();
+        let first = sc.slots.first();
+        let public = match (sc.public_interface.as_str(), first) {
+            (AUTO, Some(s)) => rtnl.link_in_subnet(s.public_ip, s.public_prefix, &all)?,
+            (name, _) => rtnl.link(name)?,
         };
+        let inside =
+            match (sc.inside_interface.as_str(), sc.slots.iter().find(|s| s.inside_ip.is_some())) {
+                (_, None) => None,
+                (AUTO, Some(s)) => {
+                    let ip = s.inside_ip.unwrap_or(s.public_ip);
+                    Some(rtnl.link_in_subnet(ip, s.inside_prefix, &all)?)
+                }
+                (name, Some(_)) => Some(rtnl.link(name)?),
+            };
         let mut state = State {
             rtnl,
             fence: Fence::open()?,

@@ -98,6 +98,14 @@ fn kernel_child() {
     let n = sockdiag::destroy_local(&[SLOT]).expect("destroy");
     assert!(n >= 1, "the connection on the slot address was destroyed ({n})");
 
+    rtnl.replace_route(Ipv4Addr::new(10, 88, 0, 0), 24, link.index).expect("route");
+    rtnl.replace_route(Ipv4Addr::new(10, 88, 0, 0), 24, link.index).expect("replacing it is fine");
+    let routes = Command::new("ip")
+        .args(["-4", "route", "show", "10.88.0.0/24"])
+        .output()
+        .expect("ip route");
+    assert!(String::from_utf8_lossy(&routes.stdout).contains("dev gh0"), "{routes:?}");
+
     rtnl.remove_address(link.index, SLOT, 24).expect("remove");
     rtnl.remove_address(link.index, SLOT, 24).expect("removing again is fine");
     assert!(!rtnl.addresses().expect("dump").iter().any(|a| a.addr == SLOT));

@@ -2,6 +2,7 @@
 //! from it go to the tunnel that owns the destination inner address (a map lookup).
 
 use crate::config::{Config, InsideMode};
+use crate::kernel::rtnl::Rtnl;
 use crate::metrics as m;
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
@@ -54,27 +55,22 @@ impl DataPlane {
         let dev = tun::create_as_async(&tc).with_context(|| {
             format!("creating tun device {} (needs root or CAP_NET_ADMIN)", cfg.tun_name)
         })?;
-        for (name, (net, len)) in &cfg.pool_prefixes {
-            if name == first_name {
-                continue;
+        if cfg.pool_prefixes.len() > 1 {
+            // The other pools' gateway addresses and routes, over route netlink.
+            let mut rtnl = Rtnl::open().context("route netlink")?;
+            let tun = rtnl.link(&cfg.tun_name)?;
+            for (name, (net, len)) in &cfg.pool_prefixes {
+                if name == first_name {
+                    continue;
+                }
+                let gw = gatehouse_core::PoolRange::from_cidr(name, *net, *len)
+                    .map(|p| p.gateway_address())
+                    .with_context(|| format!("pool {name} is too small"))?;
+                rtnl.add_address(tun.index, gw, 32)
+                    .with_context(|| format!("adding {gw}/32 to {}", cfg.tun_name))?;
+                rtnl.replace_route(*net, *len, tun.index)
+                    .with_context(|| format!("routing {net}/{len} to {}", cfg.tun_name))?;
             }
-            let gw = gatehouse_core::PoolRange::from_cidr(name, *net, *len)
-                .map(|p| p.gateway_address())
-                .with_context(|| format!("pool {name} is too small"))?;
-            run(Command::new("ip").args([
-                "addr",
-                "add",
-                &format!("{gw}/32"),
-                "dev",
-                &cfg.tun_name,
-            ]))?;
-            run(Command::new("ip").args([
-                "route",
-                "replace",
-                &format!("{net}/{len}"),
-                "dev",
-                &cfg.tun_name,
-            ]))?;
         }
         std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").context("enabling IPv4 forwarding")?;
         if let InsideMode::Nat { interface } = &cfg.inside {

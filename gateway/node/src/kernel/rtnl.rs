@@ -10,6 +10,13 @@ const RTM_GETLINK: u16 = 18;
 const RTM_NEWADDR: u16 = 20;
 const RTM_DELADDR: u16 = 21;
 const RTM_GETADDR: u16 = 22;
+const RTM_NEWROUTE: u16 = 24;
+const RTA_DST: u16 = 1;
+const RTA_OIF: u16 = 4;
+const RT_TABLE_MAIN: u8 = 254;
+const RTPROT_BOOT: u8 = 3;
+const RT_SCOPE_LINK: u8 = 253;
+const RTN_UNICAST: u8 = 1;
 const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
 const IFA_ADDRESS: u16 = 1;
@@ -135,6 +142,27 @@ impl Rtnl {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Route `net/prefix` to interface `index` in the main table (replacing any route to it).
+    pub fn replace_route(&mut self, net: Ipv4Addr, prefix: u8, index: u32) -> io::Result<()> {
+        let h = [
+            AF_INET,
+            prefix,
+            0,
+            0,
+            RT_TABLE_MAIN,
+            RTPROT_BOOT,
+            RT_SCOPE_LINK,
+            RTN_UNICAST,
+            0,
+            0,
+            0,
+            0,
+        ];
+        let mut m = Msg::new(RTM_NEWROUTE, F_REQUEST | F_ACK | F_CREATE | F_REPLACE, &h);
+        m.attr(RTA_DST, &net.octets()).attr(RTA_OIF, &index.to_ne_bytes());
+        self.0.talk(vec![m]).map(drop)
     }
 
     /// Every IPv4 address on every interface.

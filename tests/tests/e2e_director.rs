@@ -249,3 +249,70 @@ fn the_demo_cluster_starts_prints_how_to_connect_and_cleans_up() {
     let left = String::from_utf8_lossy(&list.stdout);
     assert!(!left.contains(base), "namespaces of the demo remain: {left}");
 }
+
+/// A stream of logins through the director while slot 1's owner is killed (`kill -9`, links
+/// up): the director stops sending clients to the slot once its renewals are late, and a
+/// client sent there just before hears nothing from the dead process (no refusal) and lands
+/// on the new owner. Every login that had not reached its member when the owner died
+/// succeeds; only one in flight on the dead process itself may be lost.
+#[test]
+fn logins_through_the_director_succeed_while_a_slot_owner_is_killed() {
+    if !require_root("logins_through_the_director_succeed_while_a_slot_owner_is_killed") {
+        return;
+    }
+    const N: usize = 40;
+    const IN_FLIGHT: usize = 2;
+    let (topo, mut cluster) = start("dirk", 6, "1300ms");
+    let dir = tempfile::tempdir().unwrap();
+    let err = dir.path().join("probe.err");
+    let director = format!("{}:{PORT}", topo.director_ip(1));
+    let probe = topo
+        .exec(&topo.client_ns(), &[])
+        .arg(gatehouse_tests::cargo_bin("gh-cstp-probe"))
+        .arg(&director)
+        .args(["director-spread", "test", "testpass", &N.to_string(), &IN_FLIGHT.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let lines = || std::fs::read_to_string(&err).unwrap_or_default();
+    let done = |l: &str| l.lines().filter(|x| x.ends_with(" ok")).count();
+    poll_until(Duration::from_secs(90), Duration::from_millis(20), || {
+        (done(&lines()) >= 8).then_some(())
+    })
+    .expect("logins through the director started");
+    let killed_at = gatehouse_tests::clock::epoch_secs();
+    cluster.kill(1);
+    let out = probe.wait_with_output().unwrap();
+    let text = lines();
+    let mut member_at: BTreeMap<usize, (String, f64)> = BTreeMap::new();
+    let mut ok = std::collections::BTreeSet::new();
+    for l in text.lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        match f.as_slice() {
+            ["login", i, "member", ip, "at", t] => {
+                member_at.insert(i.parse().unwrap(), (ip.to_string(), t.parse().unwrap()));
+            }
+            ["login", i, "ok"] => {
+                ok.insert(i.parse::<usize>().unwrap());
+            }
+            _ => {}
+        }
+    }
+    let failed: Vec<usize> = (0..N).filter(|i| !ok.contains(i)).collect();
+    eprintln!(
+        "{} of {N} logins succeeded across the kill; failed: {failed:?}; {}",
+        ok.len(),
+        String::from_utf8_lossy(&out.stdout).trim()
+    );
+    for i in &failed {
+        match member_at.get(i) {
+            Some((ip, t)) => assert!(
+                *t < killed_at && *ip == topo.slot_ip(1).to_string(),
+                "login {i} was sent to {ip} at {t:.3}, after the kill at {killed_at:.3}, and failed:\n{text}"
+            ),
+            None => panic!("login {i} failed at the director:\n{text}"),
+        }
+    }
+    assert!(failed.len() <= IN_FLIGHT, "more logins lost than were in flight:\n{text}");
+}

@@ -118,19 +118,23 @@ async fn redirected(addr: &str, c: &TlsConnector) -> Result<String> {
 /// login, not hang the run).
 const DIRECTOR_LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Log in through a director: (cookie, member IP).
+/// Log in through a director: (cookie, member IP). Login `i` says on stderr which member it
+/// was sent to and when (`login I member IP at EPOCH`), so a caller can tell a login that was
+/// in flight at some instant from one that started after it.
 async fn director_login(
+    i: usize,
     addr: &str,
     c: &TlsConnector,
     user: &str,
     pass: &str,
 ) -> Result<(String, String)> {
-    tokio::time::timeout(DIRECTOR_LOGIN_TIMEOUT, director_login_unbounded(addr, c, user, pass))
+    tokio::time::timeout(DIRECTOR_LOGIN_TIMEOUT, director_login_unbounded(i, addr, c, user, pass))
         .await
         .with_context(|| format!("no login through {addr} within {DIRECTOR_LOGIN_TIMEOUT:?}"))?
 }
 
 async fn director_login_unbounded(
+    i: usize,
     addr: &str,
     c: &TlsConnector,
     user: &str,
@@ -138,6 +142,7 @@ async fn director_login_unbounded(
 ) -> Result<(String, String)> {
     let member = redirected(addr, c).await?;
     let ip = member.rsplit_once(':').map_or(member.as_str(), |x| x.0).to_string();
+    eprintln!("login {i} member {ip} at {:.3}", gatehouse_tests::clock::epoch_secs());
     match login(&member, c, user, pass).await? {
         Ok(cookie) => Ok((cookie, ip)),
         Err(st) => bail!("member {member} refused the login: {st}"),
@@ -334,7 +339,7 @@ async fn main() -> Result<()> {
         }
         "director-login" => {
             let first = addr.split(',').next().unwrap_or(&addr);
-            let (cookie, ip) = director_login(first, &c, &arg(3)?, &arg(4)?).await?;
+            let (cookie, ip) = director_login(0, first, &c, &arg(3)?, &arg(4)?).await?;
             format!("cookie {cookie} slot-ip {ip}")
         }
         "director-spread" => {
@@ -355,8 +360,11 @@ async fn main() -> Result<()> {
                             return got;
                         }
                         let d = &directors[i % directors.len()];
-                        match director_login(d, &c, &user, &pass).await {
-                            Ok((_, ip)) => got.push(Some(ip)),
+                        match director_login(i, d, &c, &user, &pass).await {
+                            Ok((_, ip)) => {
+                                eprintln!("login {i} ok");
+                                got.push(Some(ip))
+                            }
                             Err(e) => {
                                 eprintln!("login {i} via {d}: {e:#}");
                                 got.push(None);

@@ -7,7 +7,7 @@
 #   sudo WITH_OCSERV=1 scripts/install-deps.sh   # also ocserv (baseline benchmarks only)
 set -euo pipefail
 
-PKGS=(openconnect vpnc-scripts iperf3 iproute2 iptables nftables iputils-ping iputils-arping procps
+PKGS=(openconnect vpnc-scripts iperf3 iproute2 iptables nftables faketime iputils-ping iputils-arping procps
       protobuf-compiler ca-certificates openssl jq)
 # ocserv is the reference headend for bench/ only; gnutls-bin provides certtool for its PKI.
 if [ "${WITH_OCSERV:-0}" = 1 ]; then

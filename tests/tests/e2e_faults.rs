@@ -7,11 +7,12 @@
 //! answering host changes exactly once). Needs root; fails under CI=true when it cannot run.
 #![allow(clippy::unwrap_used)]
 
+use gatehouse_tests::cluster::{Cluster, ClusterTopology, PORT};
 use gatehouse_tests::failover::{
     connected_to_slot_1, doubly_answered, max_gap_ms, owner_changes, session, start_ping,
     wait_holder, ArpProbe, CONNECT,
 };
-use gatehouse_tests::require_root;
+use gatehouse_tests::{require_root, Openconnect};
 use std::time::Duration;
 
 /// openconnect sleeps 10 s after a refused reconnect (PROTOCOL.md §5); a gap this long means
@@ -100,4 +101,90 @@ fn a_frozen_owner_is_fenced_by_the_kernel_and_the_standby_takes_over() {
         return;
     }
     fault(Fault::Freeze3s);
+}
+
+/// Clock skew (DESIGN.md §4): node 2's wall clock 5 s ahead, node 3's 5 s behind (libfaketime;
+/// monotonic clocks true). Node 2 owns slot 2, node 3 is its standby. No session expires
+/// early (an inactive session outlives most of its 12 s disconnected timer on every node and
+/// is ended once it is due), no live node is declared down, and when node 2 is killed the
+/// openconnect client on slot 2 resumes on node 3 as it would without skew.
+#[test]
+fn skewed_wall_clocks_expire_nothing_early_and_do_not_delay_a_failover() {
+    if !require_root("skewed_wall_clocks_expire_nothing_early_and_do_not_delay_a_failover") {
+        return;
+    }
+    let topo = ClusterTopology::new("fltskew", 9, 3).unwrap();
+    let policy = ["disconnected_timeout = \"12s\""];
+    let mut cluster =
+        Cluster::start_skewed(&topo, &policy, &topo.slots_toml(), &["", "+5s", "-5s"]).unwrap();
+    for s in 1..=3 {
+        wait_holder(&topo, s, s, &[]);
+    }
+    let slot = topo.slot_ip(2);
+    let mut oc =
+        Openconnect::builder_in(&topo.client_ns(), &topo.lan_cidr(), slot, PORT, &cluster.pins[1])
+            .spawn()
+            .unwrap();
+    let ip = oc.wait_event("connect", CONNECT).expect("connected to slot 2");
+
+    // A second session, left without a tunnel: inactive from about now.
+    let at = format!("{slot}:{PORT}");
+    let cookie = topo.probe_at(&at, &["login", "test", "testpass"]).unwrap();
+    let cookie = cookie.strip_prefix("cookie ").expect("a login").to_string();
+    let st = topo.probe_at(&at, &["connect", &cookie]).unwrap();
+    assert!(st.contains(" 200 "), "{st}");
+    let detached = gatehouse_tests::clock::epoch_secs();
+    let inactive = |node: usize| -> Vec<u64> {
+        let s = cluster.sessions_json(node).unwrap();
+        s["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["inactive"] == true)
+            .filter_map(|s| s["index"].as_u64())
+            .collect()
+    };
+    // 9 s into a 12 s disconnected timer: a node 5 s ahead that trusted its wall clock would
+    // have ended it by now.
+    std::thread::sleep(Duration::from_secs(9));
+    for n in 1..=3 {
+        assert_eq!(inactive(n).len(), 1, "node {n} still has the inactive session 9 s in");
+    }
+    let gone = gatehouse_tests::clock::poll_until(
+        Duration::from_secs(12),
+        Duration::from_millis(200),
+        || (1..=3).all(|n| inactive(n).is_empty()).then_some(()),
+    );
+    let ended_after = gatehouse_tests::clock::epoch_secs() - detached;
+    assert!(gone.is_some(), "the inactive session was not ended once due");
+    eprintln!("clock skew: the inactive session ended {ended_after:.1} s after it lost its tunnel (timer 12 s)");
+    for n in 1..=3 {
+        let c = cluster.cluster_json(n).unwrap();
+        let down: Vec<_> =
+            c["members"].as_array().unwrap().iter().filter(|m| m["down"] == true).collect();
+        assert!(down.is_empty(), "node {n} sees live members down: {down:?}");
+        assert!(
+            !cluster.log(n).contains("member declared down"),
+            "node {n} declared a live member down"
+        );
+    }
+
+    // Failover from the node that is ahead to the node that is behind.
+    let dir = tempfile::tempdir().unwrap();
+    let pings = dir.path().join("ping.txt");
+    let mut ping = start_ping(&topo, &pings);
+    std::thread::sleep(Duration::from_secs(1));
+    let t0 = gatehouse_tests::clock::epoch_secs();
+    cluster.kill(2);
+    let again = oc.wait_event("reconnect", CONNECT).expect("openconnect resumed on node 3");
+    assert_eq!(again, ip, "same inner address");
+    wait_holder(&topo, 2, 3, &[2]);
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = ping.kill();
+    let _ = ping.wait();
+    let blackout = max_gap_ms(&pings, t0);
+    eprintln!(
+        "clock skew: kill -9 of the owner 5 s ahead, standby 5 s behind: blackout {blackout:.0} ms"
+    );
+    assert!(blackout < BACK_OFF_MS, "the failover took {blackout:.0} ms");
 }

@@ -27,6 +27,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(20);
+/// libfaketime (Debian package faketime), multi-threaded flavour: moves a process's wall
+/// clock for the clock-skew tests.
+pub const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
 
 /// Client-facing port of every node.
 pub const PORT: u16 = 443;
@@ -43,6 +46,7 @@ pub struct Cluster {
     /// `pin-sha256:` of each node's client-facing certificate (index 0 = node 1).
     pub pins: Vec<String>,
     starts: Vec<u32>,
+    wall_offsets: Vec<Option<String>>,
 }
 
 /// Raft timing of the test clusters with slots (see [`ClusterTopology::slots_toml`]): keys of
@@ -59,6 +63,18 @@ impl Cluster {
 
     /// As [`Cluster::start`], with `extra` TOML appended to every node's config (slots).
     pub fn start_with(topo: &ClusterTopology, policy: &[&str], extra: &str) -> Result<Cluster> {
+        Self::start_skewed(topo, policy, extra, &[])
+    }
+
+    /// As [`Cluster::start_with`], with node `i`'s wall clock off by `offsets[i - 1]` (as
+    /// libfaketime writes it: `"+5s"`, `"-5s"`; `""` or missing: the real clock). Only the
+    /// wall clock moves (`CLOCK_REALTIME`); the monotonic clock stays true.
+    pub fn start_skewed(
+        topo: &ClusterTopology,
+        policy: &[&str],
+        extra: &str,
+        offsets: &[&str],
+    ) -> Result<Cluster> {
         let dir = tempfile::Builder::new().prefix("gh-cluster-").tempdir()?;
         let addrs: Vec<String> = (1..=topo.nodes()).map(|i| topo.node_ip(i).to_string()).collect();
         let out = Command::new(cargo_bin("gatehouse"))
@@ -140,6 +156,9 @@ write_timeout = "3s"
             director_nss: (1..=topo.directors()).map(|j| topo.director_ns(j)).collect(),
             pins: Vec::new(),
             starts: vec![0; topo.nodes()],
+            wall_offsets: (0..topo.nodes())
+                .map(|i| offsets.get(i).filter(|o| !o.is_empty()).map(|o| o.to_string()))
+                .collect(),
         };
         for i in 1..=topo.nodes() {
             c.spawn(i)?;
@@ -168,16 +187,22 @@ write_timeout = "3s"
     /// Start node `i` (again).
     pub fn spawn(&mut self, i: usize) -> Result<()> {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path(i))?;
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.nss[i - 1]])
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.nss[i - 1]])
             .arg(cargo_bin("gatehouse"))
             .args(["run", "--config"])
             .arg(self.node_dir(i).join("node.toml"))
             .env("RUST_LOG", "info,gatehouse_node=debug,openraft=warn")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()?;
+            .stderr(log);
+        if let Some(offset) = &self.wall_offsets[i - 1] {
+            cmd.env("LD_PRELOAD", FAKETIME_LIB)
+                .env("FAKETIME", offset)
+                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+                .env("FAKETIME_NO_CACHE", "1");
+        }
+        let child = cmd.spawn()?;
         self.nodes[i - 1] = Some(child);
         self.starts[i - 1] += 1;
         Ok(())

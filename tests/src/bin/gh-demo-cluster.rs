@@ -23,7 +23,9 @@ fn main() -> Result<()> {
         Err(_) => None,
     };
     let topo = ClusterTopology::new_with_directors("demo", 0, 3, 1)?;
-    let mut cluster = Cluster::start_with(&topo, &[], &topo.slots_toml())?;
+    // The product's defaults (slot lease 600 ms, Raft election 120-170 ms), as an operator
+    // would run it; the test suite's clusters run with more slack (see `slots_toml`).
+    let mut cluster = Cluster::start_at_defaults(&topo, &topo.slots_toml_at_defaults())?;
     cluster.start_directors()?;
     let ctl = cargo_bin("gatehousectl");
     let director = topo.director_ip(1);

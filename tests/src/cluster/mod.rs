@@ -49,6 +49,11 @@ pub struct Cluster {
     wall_offsets: Vec<Option<String>>,
 }
 
+/// Member timing of the test clusters (keys of `[cluster]`): a member counts as down after 5 s
+/// without a heartbeat (CI load delays heartbeats).
+pub const TEST_MEMBER_TIMING: &str =
+    "heartbeat = \"300ms\"\nnode_down_after = \"5s\"\nwrite_timeout = \"3s\"\n";
+
 /// Raft timing of the test clusters with slots (see [`ClusterTopology::slots_toml`]): keys of
 /// the `[cluster]` table.
 pub const TEST_RAFT_TIMING: &str =
@@ -74,6 +79,22 @@ impl Cluster {
         policy: &[&str],
         extra: &str,
         offsets: &[&str],
+    ) -> Result<Cluster> {
+        Self::start_full(topo, policy, extra, offsets, TEST_MEMBER_TIMING)
+    }
+
+    /// As [`Cluster::start_with`] at the product's member timing (heartbeat, node-down,
+    /// write timeout): the demo, with [`ClusterTopology::slots_toml_at_defaults`].
+    pub fn start_at_defaults(topo: &ClusterTopology, extra: &str) -> Result<Cluster> {
+        Self::start_full(topo, &[], extra, &[], "")
+    }
+
+    fn start_full(
+        topo: &ClusterTopology,
+        policy: &[&str],
+        extra: &str,
+        offsets: &[&str],
+        member_timing: &str,
     ) -> Result<Cluster> {
         let dir = tempfile::Builder::new().prefix("gh-cluster-").tempdir()?;
         let addrs: Vec<String> = (1..=topo.nodes()).map(|i| topo.node_ip(i).to_string()).collect();
@@ -129,10 +150,7 @@ ca_cert = "ca.pem"
 cert = "cluster.pem"
 key = "cluster.key"
 peers = [{peers}]
-heartbeat = "300ms"
-node_down_after = "5s"
-write_timeout = "3s"
-
+{member_timing}
 {extra}
 "#,
                 ip = topo.node_ip(i),

@@ -114,6 +114,14 @@ impl ClusterTopology {
         t.push_str(&self.slot_tables(|s| format!("10.{}.{}.0/24", 220 + self.k, 144 + s), ""));
         t
     }
+    /// As [`slots_toml`](Self::slots_toml) at the product's default Raft and slot timing
+    /// (renew 50 ms, lease 600 ms): what the demo runs, on release builds.
+    pub fn slots_toml_at_defaults(&self) -> String {
+        let mut t =
+            "[slots]\npublic_interface = \"out0\"\ninside_interface = \"in0\"\n".to_string();
+        t.push_str(&self.slot_tables(|s| format!("10.{}.{}.0/24", 220 + self.k, 144 + s), ""));
+        t
+    }
     /// One `[[slot]]` per node: slot i owned by node i, standby the next node, its pool
     /// `pool(i)`, and `extra` keys in each.
     pub fn slot_tables(&self, pool: impl Fn(usize) -> String, extra: &str) -> String {

@@ -184,9 +184,10 @@ impl Admin {
         &mut self,
         slot: u32,
         kill: bool,
+        watch: bool,
         timeout_ms: u64,
     ) -> Result<pb::DrillReport, RpcError> {
-        let mut req = tonic::Request::new(pb::DrillRequest { slot, kill, timeout_ms });
+        let mut req = tonic::Request::new(pb::DrillRequest { slot, kill, timeout_ms, watch });
         req.set_timeout(std::time::Duration::from_millis(timeout_ms.max(30_000) + 10_000));
         match self.client.drill(req).await {
             Ok(r) => Ok(r.into_inner()),

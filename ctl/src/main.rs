@@ -47,18 +47,23 @@ enum Cmd {
         #[command(subcommand)]
         action: FailoverCmd,
     },
-    /// Failover drill: move a slot (crash its owner, or switch gracefully) and report
-    /// sessions lost, resumes, re-logins and blackout. Run a kill drill from another node.
+    /// Failover drill: move a slot (crash its owner, or switch gracefully, or watch a fault
+    /// you inject yourself) and report sessions lost, resumes, re-logins and blackout. Run a
+    /// kill or watch drill from another node.
     Drill {
         /// The slot.
         #[arg(long)]
         slot: u32,
-        /// Crash the owner.
-        #[arg(long, conflicts_with = "switch")]
+        /// Crash the owner's process.
+        #[arg(long, conflicts_with_all = ["switch", "watch"])]
         kill: bool,
         /// Graceful switchover (default).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "watch")]
         switch: bool,
+        /// Request no move: watch while you inject the fault (docker kill, docker pause,
+        /// kill -STOP, a partition), then report.
+        #[arg(long)]
+        watch: bool,
         /// Seconds to wait for the sessions to come back.
         #[arg(long, default_value_t = 30)]
         timeout: u64,
@@ -159,8 +164,8 @@ fn main() -> ExitCode {
         Cmd::Failover { action: FailoverCmd::Switch { slot } } => {
             block_on(failover(Some(slot), &admin, cli.json))
         }
-        Cmd::Drill { slot, kill, switch: _, timeout } => {
-            block_on(drill(slot, kill, timeout, &admin, cli.json))
+        Cmd::Drill { slot, kill, switch: _, watch, timeout } => {
+            block_on(drill(slot, kill, watch, timeout, &admin, cli.json))
         }
         Cmd::Show { what: ShowCmd::Cluster } => {
             block_on(cluster(ClusterOp::Show, &admin, cli.json))
@@ -219,12 +224,13 @@ async fn failover(switch: Option<u32>, addr: &str, as_json: bool) -> Result<(), 
 async fn drill(
     slot: u32,
     kill: bool,
+    watch: bool,
     timeout_s: u64,
     addr: &str,
     as_json: bool,
 ) -> Result<(), Failure> {
     let mut admin = Admin::connect(addr).await?;
-    let report = admin.drill(slot, kill, timeout_s * 1000).await?;
+    let report = admin.drill(slot, kill, watch, timeout_s * 1000).await?;
     if as_json {
         print_json(&gatehouse_ctl::failover::DrillJson::from(&report))
     } else {

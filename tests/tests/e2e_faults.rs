@@ -39,6 +39,25 @@ fn fault(f: Fault) {
     let pings = dir.path().join("ping.txt");
     let mut ping = start_ping(&topo, &pings);
     let arp = ArpProbe::start(&topo, topo.slot_ip(1));
+    // Node 3 watches the fault as an operator's drill would (`drill --watch`) and reports.
+    let watch = topo
+        .exec(
+            &topo.node_ns(3),
+            &[
+                gatehouse_tests::cargo_bin("gatehousectl").to_str().unwrap(),
+                "--json",
+                "drill",
+                "--slot",
+                "1",
+                "--watch",
+                "--timeout",
+                "25",
+            ],
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_secs(1));
     let t0 = gatehouse_tests::clock::epoch_secs();
     match f {
@@ -78,6 +97,13 @@ fn fault(f: Fault) {
     assert_eq!(after["tunnels"][0]["node"], 2, "the tunnel is on the standby now");
     let (sent, got) = topo.client_ping(topo.lan_ip(), 3);
     assert_eq!(got, sent, "traffic through the new owner");
+    let out = watch.wait_with_output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("drill --watch: {e}: {}", String::from_utf8_lossy(&out.stderr)));
+    eprintln!("drill --watch on node 3: {report}");
+    assert_eq!(report["sessions_lost"], 0, "{report}");
+    assert_eq!(report["relogins"], 0, "{report}");
+    assert_eq!(report["back"], report["active_before"], "{report}");
     if f == Fault::Kill9 {
         // The crashed node comes back and holds no address it does not own.
         cluster.spawn(1).unwrap();

@@ -1,5 +1,7 @@
-//! Failover drills (`gatehousectl drill --slot N --kill|--switch`), coordinated by any node:
-//! it asks the slot's owner to crash or to switch over (cluster RPC), then watches the
+//! Failover drills (`gatehousectl drill --slot N --kill|--switch|--watch`), coordinated by any
+//! node: it asks the slot's owner to crash or to switch over (cluster RPC) — or, with
+//! `--watch`, lets the operator inject the fault (docker kill, SIGSTOP, a partition) — then
+//! watches the
 //! replicated state until the slot's sessions are back on the new owner, and reports sessions
 //! lost, resumes, re-logins and per-session blackout.
 //!
@@ -62,9 +64,9 @@ pub async fn run(node: &SlotCtx, req: pb::DrillRequest) -> Result<pb::DrillRepor
         .ok_or_else(|| Status::not_found(format!("slot {slot} is not defined")))?;
     let owner = owner
         .ok_or_else(|| Status::failed_precondition(format!("slot {slot} has no owner now")))?;
-    if req.kill && owner == node.db.node_id() {
+    if (req.kill || req.watch) && owner == node.db.node_id() {
         return Err(Status::failed_precondition(format!(
-            "this node owns slot {slot}: run a kill drill from another node, which survives to report"
+            "this node owns slot {slot}: run a kill or watch drill from another node, which survives to report"
         )));
     }
     // Before: sessions on the slot, which had an ssl tunnel, their resume counts.
@@ -77,7 +79,10 @@ pub async fn run(node: &SlotCtx, req: pb::DrillRequest) -> Result<pb::DrillRepor
     let max_index = node.db.read(|db| db.sessions().map(|s| s.index).max().unwrap_or(0));
     let t0 = node.db.now();
     let m = DrillMove { slot, crash: req.kill };
-    let reply = if owner == node.db.node_id() {
+    let reply = if req.watch {
+        // The operator injects the fault; nothing to ask of the owner.
+        DrillMoveReply { error: None }
+    } else if owner == node.db.node_id() {
         // Graceful switch run on the owner itself (`kill` was refused above).
         DrillMoveReply { error: super::switch(node, slot).await.err().map(|e| e.to_string()) }
     } else {
@@ -168,7 +173,14 @@ pub async fn run(node: &SlotCtx, req: pb::DrillRequest) -> Result<pb::DrillRepor
         blackouts.sort_unstable();
         pb::DrillReport {
             slot,
-            mode: if req.kill { "kill" } else { "switch" }.into(),
+            mode: if req.watch {
+                "watch"
+            } else if req.kill {
+                "kill"
+            } else {
+                "switch"
+            }
+            .into(),
             from_node: Some(owner),
             to_node: to,
             epoch_before: epoch0,

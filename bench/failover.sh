@@ -15,6 +15,7 @@
 #   FAILOVER_TIMEOUT=3600   seconds allowed for the run (SIGINT, then KILL 60 s later)
 #   BENCH_DRILLS=20 BENCH_SESSIONS=100 BENCH_BIG=1000 BENCH_BIG_SLOT=auto BENCH_CONC=16
 #   BENCH_SETTLE_MS=2000 BENCH_FLUSH_TCP=1 BENCH_PHASES="A B C" BENCH_LOG_DIR
+#   BENCH_FAULT=crash|kill9|stop  the fault each drill injects (see gh-failover-bench)
 #                           passed through to gh-failover-bench (see its header)
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

@@ -1,15 +1,16 @@
-//! One kill drill: crash a slot's owner, see what moved, and bring the node back.
+//! One drill: crash, kill or freeze a slot's owner, see what moved, and bring the node back.
 
 use crate::ctl::{ctl, leader, slot_view};
 use crate::fleet::Fleet;
-use crate::phase::Knobs;
+use crate::phase::{Fault, Knobs};
 use crate::wait::{sleep, wait_for};
 use crate::NODES;
 use anyhow::{bail, Context, Result};
-use gatehouse_tests::clock;
 use gatehouse_tests::cluster::{Cluster, ClusterTopology};
 use gatehouse_tests::process::output_with_timeout;
+use gatehouse_tests::{cargo_bin, clock};
 use serde_json::Value;
+use std::process::Stdio;
 use std::time::Duration;
 
 /// One kill drill as the bench saw it.
@@ -41,7 +42,7 @@ pub(crate) fn kill_drill(
     expect_attached: usize,
     knobs: Knobs,
 ) -> Result<Drill> {
-    let Knobs { settle, flush_tcp, .. } = knobs;
+    let Knobs { settle, flush_tcp, fault, .. } = knobs;
     let owner = wait_for("a slot owner", Duration::from_secs(30), || {
         let v = slot_view(topo, cluster, slot)?;
         let o = v["owner"].as_u64()? as usize;
@@ -61,19 +62,50 @@ pub(crate) fn kill_drill(
         })
         .collect();
     let slot_s = slot.to_string();
-    let start = clock::epoch_secs();
-    let out = ctl(
-        topo,
-        reporter,
-        &["--json", "drill", "--slot", &slot_s, "--kill", "--timeout", "12"],
-        // gatehousectl's own call timeout is 15 s whatever --timeout says.
-        Duration::from_secs(30),
-    )?;
+    let (start, out) = match fault {
+        Fault::Crash => {
+            let start = clock::epoch_secs();
+            let out = ctl(
+                topo,
+                reporter,
+                &["--json", "drill", "--slot", &slot_s, "--kill", "--timeout", "12"],
+                // gatehousectl's own call timeout is 15 s whatever --timeout says.
+                Duration::from_secs(30),
+            )?;
+            (start, out)
+        }
+        Fault::Kill9 | Fault::Stop => {
+            let mut cmd = topo.exec(&topo.node_ns(reporter), &[]);
+            cmd.arg(cargo_bin("gatehousectl"))
+                .args(["--json", "drill", "--slot", &slot_s, "--watch", "--timeout", "12"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            let watch = cmd.spawn().context("gatehousectl drill --watch")?;
+            // Let the watch read the slot's sessions before the fault.
+            sleep(Duration::from_millis(300))?;
+            let start = clock::epoch_secs();
+            if fault == Fault::Kill9 {
+                cluster.kill(owner);
+            } else {
+                cluster.signal(owner, "STOP")?;
+                std::thread::sleep(Duration::from_secs(3));
+                cluster.signal(owner, "CONT")?;
+            }
+            let o = watch.wait_with_output()?;
+            if !o.status.success() {
+                bail!("drill --watch: {}", String::from_utf8_lossy(&o.stderr).trim());
+            }
+            (start, String::from_utf8_lossy(&o.stdout).into_owned())
+        }
+    };
     let report: Value =
         serde_json::from_str(&out).with_context(|| format!("drill report: {out}"))?;
-    // The owner crashed itself (exit 137): reap it.
-    cluster.kill(owner);
-    let flushed = if flush_tcp { flush_tcp_sockets(topo, owner)? } else { 0 };
+    // A crashed owner (exit 137 or SIGKILL): reap it. A thawed one runs on.
+    if fault != Fault::Stop {
+        cluster.kill(owner);
+    }
+    let flushed =
+        if flush_tcp && fault != Fault::Stop { flush_tcp_sockets(topo, owner)? } else { 0 };
     fleet.wait_attached(expect_attached, Duration::from_secs(60))?;
     let collateral = bystanders
         .iter()
@@ -81,8 +113,10 @@ pub(crate) fn kill_drill(
             slot_view(topo, cluster, *s).and_then(|v| v["epoch"].as_u64()) != Some(*epoch)
         })
         .count();
-    cluster.spawn(owner)?;
-    cluster.wait_ready(owner)?;
+    if fault != Fault::Stop {
+        cluster.spawn(owner)?;
+        cluster.wait_ready(owner)?;
+    }
     sleep(settle)?;
     Ok(Drill { start, from: owner, was_leader, flushed, collateral, report })
 }

@@ -17,6 +17,9 @@
 //! percentiles as the clients saw them (from the drill start, and from the moment each client
 //! saw its connection drop) and as the gateway saw them (the drills' own figures), takeover
 //! time and, for phase B, the time until all sessions were back — next to the goals.
+//! `BENCH_FAULT` picks the fault: `crash` (default: `drill --kill`, the process exits at once),
+//! `kill9` (SIGKILL from outside) or `stop` (SIGSTOP for 3 s, then SIGCONT); the last two run
+//! `drill --watch` on a surviving node for the gateway's figures.
 //! Other knobs: `BENCH_CONC` (16: logins in flight), `BENCH_SETTLE_MS` (2000: pause after a
 //! restarted node is ready), `BENCH_FLUSH_TCP` (1: before restarting a crashed node, destroy
 //! the TCP sockets its namespace's kernel kept, as a reboot would — see `flush_tcp_sockets`;
@@ -68,6 +71,7 @@ fn main() -> Result<()> {
         .and_then(|v| v.trim().parse::<usize>().ok())
         .map(|s| s.clamp(1, NODES));
     let knobs = Knobs {
+        fault: phase::Fault::from_env()?,
         conc: env_num("BENCH_CONC", 16),
         settle: Duration::from_millis(env_num("BENCH_SETTLE_MS", 2000) as u64),
         flush_tcp: env_num("BENCH_FLUSH_TCP", 1) != 0,
@@ -121,7 +125,7 @@ fn main() -> Result<()> {
         }
     }
     if !phases.is_empty() {
-        print!("{}", report(&phases, nproc));
+        print!("{}", report(&phases, nproc, knobs.fault));
     }
     result
 }

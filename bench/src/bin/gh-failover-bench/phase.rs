@@ -10,9 +10,43 @@ use anyhow::Result;
 use gatehouse_tests::cluster::{Cluster, ClusterTopology};
 use std::time::Duration;
 
+/// The fault a drill injects on the slot's owner (`BENCH_FAULT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fault {
+    /// `crash`: `gatehousectl drill --kill` — the owner's process exits at once.
+    Crash,
+    /// `kill9`: SIGKILL of the owner's process from outside, links up; `drill --watch` reports.
+    Kill9,
+    /// `stop`: SIGSTOP of the owner's process for 3 s, then SIGCONT; `drill --watch` reports.
+    Stop,
+}
+
+impl Fault {
+    /// From `BENCH_FAULT`.
+    pub(crate) fn from_env() -> anyhow::Result<Fault> {
+        match std::env::var("BENCH_FAULT").as_deref().unwrap_or("crash") {
+            "crash" => Ok(Fault::Crash),
+            "kill9" => Ok(Fault::Kill9),
+            "stop" => Ok(Fault::Stop),
+            other => anyhow::bail!("BENCH_FAULT={other}: use crash, kill9 or stop"),
+        }
+    }
+
+    /// How the report names it.
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Fault::Crash => "`gatehousectl drill --kill` (the owner's process exits at once, links up)",
+            Fault::Kill9 => "`kill -9` of the owner's process from outside (links up), `drill --watch` reporting",
+            Fault::Stop => "SIGSTOP of the owner's process for 3 s, then SIGCONT, `drill --watch` reporting",
+        }
+    }
+}
+
 /// Knobs every phase shares.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Knobs {
+    /// What each drill does to the owner.
+    pub(crate) fault: Fault,
     /// Logins in flight.
     pub(crate) conc: usize,
     /// Pause after a restarted node is ready.

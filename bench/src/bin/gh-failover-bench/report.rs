@@ -35,15 +35,16 @@ fn ok(b: bool) -> &'static str {
     }
 }
 
-pub(crate) fn report(phases: &[Phase], nproc: usize) -> String {
+pub(crate) fn report(phases: &[Phase], nproc: usize, fault: crate::phase::Fault) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "# Gatehouse failover bench\n");
     let _ = writeln!(
         o,
-        "3 nodes in network namespaces on one host, nproc = {nproc}; slot lease {LEASE_MS} ms renewed every {RENEW_MS} ms, Raft heartbeat and election timeouts at the node defaults ({} ms, {}–{} ms), cluster heartbeat 300 ms, node down after 5 s (tests/src/cluster.rs). Kill drills: `gatehousectl --json drill --slot N --kill` run on a surviving node crashes the slot's owner (iptables DROP on the slot address, addresses removed, exit 137). Clients: `gh-fleet` (CSTP over TLS, re-attach with the same cookie at once, retry every 20 ms).\n",
+        "3 nodes in network namespaces on one host, nproc = {nproc}; slot lease {LEASE_MS} ms renewed every {RENEW_MS} ms, Raft heartbeat and election timeouts at the node defaults ({} ms, {}–{} ms), cluster heartbeat 300 ms, node down after 5 s (tests/src/cluster/mod.rs). Fault: {}; the kernel fence silences the dead or frozen owner. Clients: `gh-fleet` (CSTP over TLS, re-attach with the same cookie at once, retry every 20 ms).\n",
         ClusterConfig::RAFT_HEARTBEAT.as_millis(),
         ClusterConfig::ELECTION_TIMEOUT.0.as_millis(),
         ClusterConfig::ELECTION_TIMEOUT.1.as_millis(),
+        fault.describe(),
     );
     let mut head = String::from("| metric | goal |");
     let mut sep = String::from("|---|---|");

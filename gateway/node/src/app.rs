@@ -145,6 +145,9 @@ pub async fn run(cfg: Config) -> Result<()> {
 
     let how = wait_for_signal().await;
     tracing::info!(?how, "stopping");
+    // Slots first: a stopping cluster member moves its clients to the standbys as a
+    // switchover does (its tunnels then close behind the fence, unheard).
+    crate::slots::hand_over(&node.slots, Duration::from_secs(2)).await;
     let _ = stop_tx.send(how);
     serve.abort();
     // Let tunnels say goodbye and detach before Raft stops.

@@ -53,6 +53,51 @@ pub struct SlotCtx {
     pub stopping: watch::Receiver<Stopping>,
 }
 
+/// A stopping node hands every slot it owns over (a graceful switchover each, bounded by
+/// `limit` in all) before anything else stops: its addresses are fenced before its tunnels
+/// close, so its clients hear no FIN or TERMINATE, only the new owner's tickle a moment later —
+/// stopping a node (`systemctl stop`, `docker stop`) moves its clients as a switchover does.
+pub async fn hand_over(node: &SlotCtx, limit: std::time::Duration) {
+    let Some(sc) = node.cfg.slots.as_ref() else { return };
+    let me = node.db.node_id();
+    let owned: Vec<u32> = node.db.read(|db| {
+        sc.slots
+            .iter()
+            .map(|s| s.id)
+            .filter(|id| db.slots().get(*id).is_some_and(|s| s.owner == Some(me)))
+            .collect()
+    });
+    let all = async {
+        for &slot in &owned {
+            match switch(node, slot).await {
+                Ok(epoch) => tracing::info!(slot, epoch, "slot handed over (node stopping)"),
+                Err(e) => tracing::warn!(slot, "slot not handed over: {e}"),
+            }
+        }
+        // Stay until every slot is live on its new owner (its first renewal committed): the
+        // Raft leader's agent assigns a released slot (when this node leads, the survivors
+        // would first have to elect one), and the new owner tickles the clients of the
+        // tunnel records this node still keeps — it detaches them only when it stops.
+        let mut applied = node.db.applied();
+        while node.db.read(|db| {
+            owned.iter().any(|id| {
+                db.slots()
+                    .get(*id)
+                    .is_none_or(|s| s.owner.is_none_or(|o| o == me) || s.renewals == 0)
+            })
+        }) {
+            if applied.changed().await.is_err() {
+                break;
+            }
+        }
+    };
+    if tokio::time::timeout(limit, all).await.is_err() {
+        tracing::warn!(
+            "slots not all handed over within {limit:?}; the fence and the lease move them"
+        );
+    }
+}
+
 /// Graceful switchover of a slot this node owns: remove the addresses first, then release the
 /// slot in the replicated table; the leader hands it to the standby.
 pub async fn switch(node: &SlotCtx, slot: u32) -> Result<u64, SwitchError> {

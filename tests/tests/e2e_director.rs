@@ -6,6 +6,7 @@
 
 use gatehouse_tests::clock::poll_until;
 use gatehouse_tests::cluster::{Cluster, ClusterTopology, PORT};
+use gatehouse_tests::failover::wait_holder;
 use gatehouse_tests::{require_root, Openconnect};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -14,20 +15,6 @@ use std::time::Duration;
 const CONNECT: Duration = Duration::from_secs(30);
 
 /// Wait until `node` is the only reachable holder of the slot's address.
-fn wait_holder(topo: &ClusterTopology, slot: usize, node: usize, dead: &[usize]) {
-    let ok = poll_until(Duration::from_secs(20), Duration::from_millis(50), || {
-        let live: Vec<usize> =
-            topo.holders(topo.slot_ip(slot)).into_iter().filter(|n| !dead.contains(n)).collect();
-        (live == vec![node]).then_some(())
-    });
-    assert!(
-        ok.is_some(),
-        "slot {slot} address not on node {node}: holders {:?}",
-        topo.holders(topo.slot_ip(slot))
-    );
-}
-
-/// A cluster with every slot on its preferred owner and both directors watching it.
 fn start(tag: &str, k: u8, lease: &str) -> (ClusterTopology, Cluster) {
     let topo = ClusterTopology::new_with_directors(tag, k, 3, 2).unwrap();
     let slots = topo.slots_toml().replace("lease = \"1300ms\"", &format!("lease = \"{lease}\""));

@@ -21,6 +21,7 @@
 #   --nodes N                 gateway nodes / slots written by init (default 3; more than 3
 #                             adds gw4.. in DIR/compose.nodes.yml)
 #   --timing default|tolerant Raft and slot timing written by init (docs/deploy.md)
+#   --bin-dir DIR             take the binaries from DIR instead of target/<profile>
 # Environment read by init: GATEHOUSE_NET_PUBLIC, GATEHOUSE_NET_INSIDE, GATEHOUSE_NET_CLUSTER
 # (first three octets of each /24, defaults 172.29.10, 172.29.20, 172.29.30), GATEHOUSE_USER
 # (default demo) and GATEHOUSE_PASSWORD (default: random, saved in DIR/users/password).
@@ -33,9 +34,10 @@ PROJECT=${COMPOSE_PROJECT_NAME:-gatehouse}
 TAG=""
 NODES=3
 TIMING=default
+BIN_DIR=""
 
 die() { echo "compose.sh: $*" >&2; exit 1; }
-usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit "${1:-0}"; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -45,6 +47,7 @@ while [ $# -gt 0 ]; do
     --tag) TAG=$2; shift 2 ;;
     --nodes) NODES=$2; shift 2 ;;
     --timing) TIMING=$2; shift 2 ;;
+    --bin-dir) BIN_DIR=$2; shift 2 ;;
     -h|--help) usage 0 ;;
     -*) die "unknown option $1 (see --help)" ;;
     *) break ;;
@@ -59,7 +62,7 @@ DIR=${DIR:-${GATEHOUSE_DIR:-$ROOT/compose-cluster}}
 mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)
 ENV_FILE=$DIR/compose.env
-BIN=${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE
+BIN=${BIN_DIR:-${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE}
 
 # The tag: the option, else what init recorded, else "local".
 if [ -z "$TAG" ]; then

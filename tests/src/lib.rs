@@ -23,6 +23,7 @@
 pub mod anyconnect;
 pub mod clock;
 pub mod cluster;
+pub mod compose;
 pub mod failover;
 pub mod gatehouse;
 pub mod net;

@@ -8,7 +8,7 @@
 set -euo pipefail
 
 PKGS=(openconnect vpnc-scripts iperf3 iproute2 iptables nftables faketime iputils-ping iputils-arping procps
-      protobuf-compiler ca-certificates openssl jq)
+      protobuf-compiler ca-certificates openssl jq busybox-static)
 # ocserv is the reference headend for bench/ only; gnutls-bin provides certtool for its PKI.
 if [ "${WITH_OCSERV:-0}" = 1 ]; then
   PKGS+=(ocserv gnutls-bin)

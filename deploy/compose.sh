@@ -261,8 +261,9 @@ cmd_init() {
   for j in 1 2; do dirs+="${dirs:+,}$pub.2$j"; done
   local tmp=$DIR/.init
   rm -rf "$tmp"
-  "$gatehouse" init --cluster compose --nodes "$NODES" --addrs "$addrs" --directors "$dirs" \
-    --dir "$tmp" >/dev/null
+  local out
+  out=$("$gatehouse" init --cluster compose --nodes "$NODES" --addrs "$addrs" \
+    --directors "$dirs" --dir "$tmp" 2>&1) || die "gatehouse init failed: $out"
 
   local raft="" slots_timing
   if [ "$TIMING" = tolerant ]; then
@@ -408,7 +409,7 @@ GATEHOUSE_NET_PUBLIC=$pub
 GATEHOUSE_NET_INSIDE=$ins
 GATEHOUSE_NET_CLUSTER=$cl
 EOF
-  echo "compose.sh: wrote $DIR ($NODES nodes, user $user${GATEHOUSE_PASSWORD:+}, timing $TIMING)"
+  echo "compose.sh: wrote $DIR ($NODES nodes, user $user, timing $TIMING)"
 }
 
 compose() {

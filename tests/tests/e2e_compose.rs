@@ -200,6 +200,7 @@ fn the_compose_cluster_keeps_the_openconnect_session_through_every_container_fau
         let before = session(&c, other);
         let resumes = before["resumes"].as_u64().unwrap();
         let reconnects = cl.count("reconnect");
+        let attempts_before = cl.count("attempt-reconnect");
         cl.start_arp(&slot_ip);
         std::thread::sleep(Duration::from_millis(500));
         let t0 = epoch_secs();
@@ -262,9 +263,10 @@ fn the_compose_cluster_keeps_the_openconnect_session_through_every_container_fau
             panic!("{}: the session was not resumed: {:?}", f.name(), c.sessions(other))
         });
         let new_owner = after["tunnels"][0]["node"].as_u64().unwrap_or(0);
+        let attempts = cl.count("attempt-reconnect") - attempts_before;
         let line = format!(
-            "{:<40} owner gw{owner} -> gw{new_owner}: blackout {blackout:>6.0} ms, resumed after {back_at:.1} s, \
-             ARP owner changes {}, {} ARP replies",
+            "{:<40} owner gw{owner} -> gw{new_owner}: blackout {blackout:>6.0} ms, resumed after {back_at:.1} s \
+             ({attempts} attempt(s)), ARP owner changes {}, {} ARP replies",
             f.name(),
             owner_changes(&macs),
             macs.len()
@@ -284,7 +286,15 @@ fn the_compose_cluster_keeps_the_openconnect_session_through_every_container_fau
         );
         // A move and perhaps one back; two hosts answering by turns would flip far more.
         assert!(owner_changes(&macs) <= 2, "{}: the slot address flapped: {macs:?}", f.name());
-        assert!(blackout < BACK_OFF_MS, "{}: openconnect backed off ({blackout:.0} ms)", f.name());
+        // One owner's fault must never cost openconnect a refused reconnect; when every node
+        // restarts, nothing answers for a few seconds and the bound is the reconnect wait.
+        if f != Fault::RestartAll {
+            assert!(
+                blackout < BACK_OFF_MS,
+                "{}: openconnect backed off ({blackout:.0} ms)",
+                f.name()
+            );
+        }
         for i in 1..=3 {
             assert_eq!(
                 c.sessions(i).unwrap().len(),
@@ -298,4 +308,58 @@ fn the_compose_cluster_keeps_the_openconnect_session_through_every_container_fau
     for l in &summary {
         eprintln!("  {l}");
     }
+}
+
+/// A node cut off the public network and reconnected (`docker network disconnect` / `connect`
+/// gives it a new interface, with a new index and name) must be able to take a slot again.
+/// KNOWN PRODUCT BUG, hence ignored: the node resolves its public interface once at start
+/// (`slots/worker.rs`, `Link { index, mac }`); after the reconnect a take-over fails with
+/// "cannot add the public address: No such device (os error 19)", gratuitous ARP and tickles
+/// fail, yet the node keeps renewing the lease, so the slot stays dark until the node restarts.
+/// Run with `cargo nextest run -p gatehouse-tests --test e2e_compose --run-ignored all`.
+#[test]
+#[ignore = "product bug: a node keeps the interface index it found at start; after docker network disconnect/connect it cannot add a slot address (ENODEV)"]
+fn a_node_reconnected_to_the_public_network_can_take_a_slot_again() {
+    if !require_docker("a_node_reconnected_to_the_public_network_can_take_a_slot_again") {
+        return;
+    }
+    let c = Compose::up("relink").unwrap();
+    for i in 1..=3 {
+        c.wait_settled(i, Duration::from_secs(90)).unwrap();
+    }
+    let owner = |i: usize| {
+        c.slots(i).unwrap().iter().find(|s| s["id"] == 1).and_then(|s| s["owner"].as_u64())
+    };
+    assert_eq!(owner(2), Some(1), "slot 1 starts on gw1");
+    let gw1 = c.container("gw1");
+    // gw1 off the public network: it cannot hold slot 1's address, and off the cluster so it
+    // cannot renew; gw2 (the standby) takes slot 1.
+    c.docker(&["network", "disconnect", &c.network("cluster"), &gw1]).unwrap();
+    c.docker(&["network", "disconnect", &c.network("public"), &gw1]).unwrap();
+    let moved = poll_until(Duration::from_secs(20), Duration::from_millis(250), || {
+        (owner(2) == Some(2)).then_some(())
+    });
+    assert!(moved.is_some(), "slot 1 moved to gw2");
+    c.docker(&["network", "connect", "--ip", &c.node_ip(2, 1), &c.network("cluster"), &gw1])
+        .unwrap();
+    c.docker(&["network", "connect", "--ip", &c.node_ip(0, 1), &c.network("public"), &gw1])
+        .unwrap();
+    for i in 1..=3 {
+        c.wait_settled(i, Duration::from_secs(60)).unwrap();
+    }
+    // Now gw2 dies: slot 1 goes back to its preferred owner, the reconnected gw1.
+    c.docker(&["kill", &c.container("gw2")]).unwrap();
+    let back = poll_until(Duration::from_secs(20), Duration::from_millis(250), || {
+        (owner(3) == Some(1)).then_some(())
+    });
+    assert!(back.is_some(), "slot 1 went to gw1");
+    let slot_ip = c.slot_ip(1);
+    let answered = poll_until(Duration::from_secs(20), Duration::from_millis(500), || {
+        c.exec("client", &["ping", "-n", "-c", "1", "-W", "1", &slot_ip]).ok()
+    });
+    assert!(
+        answered.is_some(),
+        "gw1 owns slot 1 but its address {slot_ip} does not answer; gw1:\n{}",
+        c.log_tail("gw1", 30)
+    );
 }

@@ -137,17 +137,24 @@ build_image() {
     printf '%s\n' "$@"
   } >"$ctx/Dockerfile"
   echo "compose.sh: building $name:$TAG"
-  local out
+  local out old new
+  old=$(docker image inspect -f '{{.Id}}' "$name:$TAG" 2>/dev/null || true)
   # The legacy builder: FROM scratch needs nothing from a registry or from BuildKit.
   out=$(DOCKER_BUILDKIT=0 docker build -q -t "$name:$TAG" "$ctx" 2>&1) \
     || die "docker build of $name failed: $out"
+  new=$(docker image inspect -f '{{.Id}}' "$name:$TAG")
+  # The image this tag named before, unless a container still uses it.
+  if [ -n "$old" ] && [ "$old" != "$new" ]; then
+    docker image rm "$old" >/dev/null 2>&1 || true
+  fi
 }
 
 cmd_build() {
   command -v docker >/dev/null || die "docker is not installed"
   local work
   work=$(mktemp -d /tmp/gatehouse-images.XXXXXX)
-  trap 'rm -rf "$work"' RETURN
+  # shellcheck disable=SC2064 # expand now: $work is local
+  trap "rm -rf '$work'" EXIT
 
   # node: gatehouse, gatehousectl and nft (the kernel fence); no shell, no iproute2.
   local r=$work/node/rootfs

@@ -163,18 +163,12 @@ cmd_build() {
   add_cargo_bin "$r" gatehousectl
   add_exe "$r" "$(command -v nft || echo /usr/sbin/nft)" /usr/sbin/nft
   mkdir -p "$r/var/lib/gatehouse" "$r/etc/gatehouse"
-  # TEMPORARY (see docker-compose.yml): busybox as `sh` and `mount` only, for an entry script
-  # that makes /proc/sys/net writable when GATEHOUSE_NODE_REMOUNT=1, because the node writes
-  # ip_forward at start. No `ip`: the node must not need iproute2.
+  # busybox as `sh` only, for the entry script (and `docker exec … sh` when debugging). No
+  # `ip`: the node needs no iproute2.
   add_exe "$r" "$(command -v busybox || die 'busybox is missing (apt-get install busybox-static)')" /bin/busybox
   ln -s busybox "$r/bin/sh"
-  ln -s busybox "$r/bin/mount"
   cat >"$r/usr/local/bin/gatehouse-node" <<'EOF'
 #!/bin/sh
-if [ "${GATEHOUSE_NODE_REMOUNT:-0}" = 1 ]; then
-  mount --bind /proc/sys/net /proc/sys/net && mount -o remount,bind,rw /proc/sys/net \
-    || echo "gatehouse-node: cannot make /proc/sys/net writable (needs SYS_ADMIN)" >&2
-fi
 exec /usr/local/bin/gatehouse run --config /etc/gatehouse/node.toml "$@"
 EOF
   chmod 755 "$r/usr/local/bin/gatehouse-node"

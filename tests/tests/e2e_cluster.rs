@@ -259,9 +259,26 @@ fn a_removed_node_added_back_catches_up() {
     }
     let topo = ClusterTopology::new("member", 5, 3).unwrap();
     let cluster = Cluster::start(&topo, &[]).unwrap();
+    // Membership changes run on the leader; on a loaded machine leadership may move under
+    // the test: ask again whenever the node says it is not the leader.
+    let on_leader = |among: &[usize], args: &[&str]| -> (usize, String) {
+        gatehouse_tests::clock::poll_until(
+            Duration::from_secs(20),
+            Duration::from_millis(200),
+            || {
+                let l = among.iter().find_map(|n| cluster.leader(*n))?;
+                match cluster.ctl(l, args) {
+                    Ok(out) => Some((l, out)),
+                    Err(e) if e.to_string().contains("the leader is") => None,
+                    Err(e) => panic!("{args:?} on node {l}: {e:#}"),
+                }
+            },
+        )
+        .unwrap_or_else(|| panic!("{args:?}: no leader took it"))
+    };
     let leader = cluster.leader(1).expect("a leader");
     let other = (1..=3).find(|n| *n != leader).unwrap();
-    let out = cluster.ctl(leader, &["cluster", "remove-node", &other.to_string()]).unwrap();
+    let (_, out) = on_leader(&[1, 2, 3], &["cluster", "remove-node", &other.to_string()]);
     assert!(!out.contains(&format!("\n{other:<6} ")), "node {other} still a member:\n{out}");
     // Writes go on with two voters; the removed node misses them.
     for node in (1..=3).filter(|n| *n != other) {
@@ -269,7 +286,8 @@ fn a_removed_node_added_back_catches_up() {
         assert!(r.starts_with("cookie "), "{r}");
     }
     let addr = format!("{}:{}", topo.node_ip(other), gatehouse_tests::cluster::CLUSTER_PORT);
-    let out = cluster.ctl(leader, &["cluster", "add-node", &other.to_string(), &addr]).unwrap();
+    let voters: Vec<usize> = (1..=3).filter(|n| *n != other).collect();
+    let (leader, out) = on_leader(&voters, &["cluster", "add-node", &other.to_string(), &addr]);
     assert!(out.contains("voter"), "{out}");
     let caught = gatehouse_tests::clock::poll_until(
         Duration::from_secs(20),

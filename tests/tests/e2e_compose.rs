@@ -311,14 +311,10 @@ fn the_compose_cluster_keeps_the_openconnect_session_through_every_container_fau
 }
 
 /// A node cut off the public network and reconnected (`docker network disconnect` / `connect`
-/// gives it a new interface, with a new index and name) must be able to take a slot again.
-/// KNOWN PRODUCT BUG, hence ignored: the node resolves its public interface once at start
-/// (`slots/worker.rs`, `Link { index, mac }`); after the reconnect a take-over fails with
-/// "cannot add the public address: No such device (os error 19)", gratuitous ARP and tickles
-/// fail, yet the node keeps renewing the lease, so the slot stays dark until the node restarts.
-/// Run with `cargo nextest run -p gatehouse-tests --test e2e_compose --run-ignored all`.
+/// gives it a new interface, with a new index and name) must be able to take a slot again:
+/// the slot worker looks its interfaces up again before every add (it used to keep the index
+/// it found at start and failed with ENODEV while renewing a dark slot).
 #[test]
-#[ignore = "product bug: a node keeps the interface index it found at start; after docker network disconnect/connect it cannot add a slot address (ENODEV)"]
 fn a_node_reconnected_to_the_public_network_can_take_a_slot_again() {
     if !require_docker("a_node_reconnected_to_the_public_network_can_take_a_slot_again") {
         return;

@@ -268,8 +268,10 @@ fn logins_through_the_director_succeed_while_a_slot_owner_is_killed() {
         (done(&lines()) >= 8).then_some(())
     })
     .expect("logins through the director started");
-    let killed_at = gatehouse_tests::clock::epoch_secs();
+    // Once reaped, the process is gone and its sockets closed: a login sent to slot 1 after
+    // this instant can only meet the fence or the new owner.
     cluster.kill(1);
+    let killed_at = gatehouse_tests::clock::epoch_secs();
     let out = probe.wait_with_output().unwrap();
     let text = lines();
     let mut member_at: BTreeMap<usize, (String, f64)> = BTreeMap::new();

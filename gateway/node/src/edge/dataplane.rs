@@ -72,7 +72,14 @@ impl DataPlane {
                     .with_context(|| format!("routing {net}/{len} to {}", cfg.tun_name))?;
             }
         }
-        std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").context("enabling IPv4 forwarding")?;
+        // Written only when off: in a container /proc/sys is read-only, and the runtime sets
+        // it (docker-compose `sysctls`).
+        const FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
+        if std::fs::read_to_string(FORWARD).map(|v| v.trim() != "1").unwrap_or(true) {
+            std::fs::write(FORWARD, "1").context(
+                "enabling IPv4 forwarding (in a container, set net.ipv4.ip_forward=1 instead)",
+            )?;
+        }
         if let InsideMode::Nat { interface } = &cfg.inside {
             for (net, len) in cfg.pool_prefixes.values() {
                 let rule = |op: &str| {

@@ -67,25 +67,12 @@ impl Worker {
     /// them. Returns once that is done.
     pub(super) fn start(sc: &SlotsConfig, clock: Clock) -> Result<Worker, StartError> {
         let mut rtnl = Rtnl::open()?;
-        let all: Vec<Ipv4Addr> = sc.slots.iter().flat_map(addrs).collect();
-        let first = sc.slots.first();
-        let public = match (sc.public_interface.as_str(), first) {
-            (AUTO, Some(s)) => rtnl.link_in_subnet(s.public_ip, s.public_prefix, &all)?,
-            (name, _) => rtnl.link(name)?,
-        };
-        let inside =
-            match (sc.inside_interface.as_str(), sc.slots.iter().find(|s| s.inside_ip.is_some())) {
-                (_, None) => None,
-                (AUTO, Some(s)) => {
-                    let ip = s.inside_ip.unwrap_or(s.public_ip);
-                    Some(rtnl.link_in_subnet(ip, s.inside_prefix, &all)?)
-                }
-                (name, Some(_)) => Some(rtnl.link(name)?),
-            };
+        let (public, inside) = links(&mut rtnl, sc)?;
         let mut state = State {
             rtnl,
             fence: Fence::open()?,
             arp: ArpSocket::open()?,
+            sc: sc.clone(),
             public,
             inside,
             clock,
@@ -122,8 +109,28 @@ const TICKLE_ROUNDS: u8 = 3;
 const ANNOUNCE_AGAIN: &[Duration] =
     &[Duration::from_millis(200), Duration::from_millis(1100), Duration::from_millis(2200)];
 
+/// The public and inside interfaces `sc` names (or finds, for `"auto"`), as they are now.
+fn links(rtnl: &mut Rtnl, sc: &SlotsConfig) -> std::io::Result<(Link, Option<Link>)> {
+    let all: Vec<Ipv4Addr> = sc.slots.iter().flat_map(addrs).collect();
+    let public = match (sc.public_interface.as_str(), sc.slots.first()) {
+        (AUTO, Some(s)) => rtnl.link_in_subnet(s.public_ip, s.public_prefix, &all)?,
+        (name, _) => rtnl.link(name)?,
+    };
+    let inside =
+        match (sc.inside_interface.as_str(), sc.slots.iter().find(|s| s.inside_ip.is_some())) {
+            (_, None) => None,
+            (AUTO, Some(s)) => {
+                let ip = s.inside_ip.unwrap_or(s.public_ip);
+                Some(rtnl.link_in_subnet(ip, s.inside_prefix, &all)?)
+            }
+            (name, Some(_)) => Some(rtnl.link(name)?),
+        };
+    Ok((public, inside))
+}
+
 struct State {
     rtnl: Rtnl,
+    sc: SlotsConfig,
     fence: Fence,
     arp: ArpSocket,
     public: Link,
@@ -225,6 +232,17 @@ impl State {
     }
 
     fn add_addresses(&mut self, spec: &SlotSpec) {
+        // Interfaces come and go (a container reconnected to a network gets a new one):
+        // look them up again before every add.
+        match links(&mut self.rtnl, &self.sc) {
+            Ok((public, inside)) => {
+                if public != self.public {
+                    tracing::info!(index = public.index, "the public interface changed");
+                }
+                (self.public, self.inside) = (public, inside);
+            }
+            Err(e) => tracing::warn!(slot = spec.id, "cannot look up the slot interfaces: {e}"),
+        }
         let public = self.public.index;
         if let Err(e) = self.rtnl.add_address(public, spec.public_ip, spec.public_prefix) {
             tracing::error!(slot = spec.id, "cannot add the public address: {e}");

@@ -143,7 +143,12 @@ pub async fn run(cfg: Config) -> Result<()> {
     );
     let serve = tokio::spawn(gateway::serve(node.clone(), listener));
 
-    let how = wait_for_signal().await;
+    let how = match wait_for_signal().await {
+        // The sessions outlive a cluster member: its clients must reconnect (to the slot's
+        // new owner, or to this node when it is back), never be told to leave.
+        Stopping::Terminate if node.cfg.cluster.is_some() => Stopping::Restart,
+        how => how,
+    };
     tracing::info!(?how, "stopping");
     // Slots first: a stopping cluster member moves its clients to the standbys as a
     // switchover does (its tunnels then close behind the fence, unheard).

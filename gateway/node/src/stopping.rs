@@ -5,9 +5,9 @@
 pub enum Stopping {
     /// Running.
     No,
-    /// Operator stop (SIGTERM/SIGINT): clients get CSTP TERMINATE and leave — on a single
-    /// node. A cluster member hands its slots over first (`slots::hand_over`); its clients
-    /// move to the new owners and never hear the TERMINATE, which the fence drops.
+    /// Operator stop (SIGTERM/SIGINT) of a single node: clients get CSTP TERMINATE and
+    /// leave. A cluster member stops as for [`Restart`](Stopping::Restart) instead, after
+    /// handing its slots over (`slots::hand_over`): the sessions live on in the cluster.
     Terminate,
     /// Restart (SIGUSR2): connections close without TERMINATE, so clients reconnect and
     /// resume with their cookies when the node is back.

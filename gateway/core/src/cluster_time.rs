@@ -37,8 +37,13 @@ impl ClusterTime {
         ClusterTime { anchor: None, live: false, replayed_up_to }
     }
 
-    /// The newest applied stamp is `stamp`, from the entry at `index`, applied by `now`.
+    /// The newest applied stamp is `stamp`, from the entry at `index`, applied by `now`. A
+    /// zero stamp is no stamp (entries applied so far carried none: Raft's own membership and
+    /// blank entries).
     pub fn observe(&mut self, stamp: UnixMillis, index: u64, now: MonoMillis) {
+        if stamp.0 == 0 {
+            return;
+        }
         let live = index > self.replayed_up_to;
         if live && !self.live {
             // The first live stamp replaces whatever replay left.
@@ -114,6 +119,17 @@ mod tests {
         assert_eq!(now, UnixMillis(1_000_000 + 10 * S + 10));
         let behind = t.now(MonoMillis(10 * S), UnixMillis(1_000_000 + 5 * S));
         assert_eq!(behind, UnixMillis(1_000_000 + 10 * S - 10));
+    }
+
+    #[test]
+    fn entries_without_a_stamp_leave_the_wall_clock_in_charge() {
+        // A fresh cluster applies Raft's membership entry first: no command, no stamp.
+        let mut t = ClusterTime::new(0);
+        t.observe(UnixMillis(0), 1, MonoMillis(5));
+        assert_eq!(t.offset(MonoMillis(10), UnixMillis(1_000_000)), None, "no offset from nothing");
+        assert_eq!(t.now(MonoMillis(10), UnixMillis(1_000_000)), UnixMillis(1_000_000));
+        t.observe(UnixMillis(999_990), 2, MonoMillis(10));
+        assert_eq!(t.offset(MonoMillis(10), UnixMillis(1_000_000)), Some(10));
     }
 
     #[test]

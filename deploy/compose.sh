@@ -220,6 +220,7 @@ EOF
   add_exe "$r" "$(command -v ip || echo /usr/sbin/ip)" /usr/sbin/ip
   add_exe "$r" "$(command -v ping || echo /usr/bin/ping)" /usr/bin/ping
   add_cargo_bin "$r" gh-arp-probe
+  add_cargo_bin "$r" gh-fleet
   [ -f /usr/share/vpnc-scripts/vpnc-script ] || die "vpnc-script is missing (apt-get install vpnc-scripts)"
   mkdir -p "$r/usr/share/vpnc-scripts"
   cp /usr/share/vpnc-scripts/vpnc-script "$r/usr/share/vpnc-scripts/"

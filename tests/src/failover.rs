@@ -84,6 +84,23 @@ pub fn session(cluster: &Cluster, node: usize) -> serde_json::Value {
     v[0].clone()
 }
 
+/// The session `before` lives on after a move: same index and inner address, one resume and
+/// not a second login, its tunnel on `node`, and traffic flows through it.
+pub fn assert_resumed_on(
+    cluster: &Cluster,
+    topo: &ClusterTopology,
+    before: &serde_json::Value,
+    node: usize,
+) {
+    let after = session(cluster, node);
+    assert_eq!(after["index"], before["index"], "same session index");
+    assert_eq!(after["assigned_ip"], before["assigned_ip"]);
+    assert_eq!(after["resumes"], 1, "a resume, not a second login");
+    assert_eq!(after["tunnels"][0]["node"], node as u64, "the tunnel is on node {node} now");
+    let (sent, got) = topo.client_ping(topo.lan_ip(), 3);
+    assert_eq!(got, sent, "traffic through the new owner");
+}
+
 /// `gh-arp-probe` for one address from the client's namespace: a broadcast ARP request every
 /// 10 ms, and the hardware address of every reply in the order they came.
 pub struct ArpProbe {

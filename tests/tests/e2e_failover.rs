@@ -5,7 +5,7 @@
 
 use gatehouse_tests::cluster::{Cluster, ClusterTopology};
 use gatehouse_tests::failover::{
-    connected_to_slot_1, max_gap_ms, session, start_ping, wait_holder, CONNECT,
+    assert_resumed_on, connected_to_slot_1, max_gap_ms, session, start_ping, wait_holder, CONNECT,
 };
 use gatehouse_tests::{cargo_bin, require_root};
 use std::process::Stdio;
@@ -37,13 +37,7 @@ fn failover(kill: bool) {
     let _ = ping.wait();
     let blackout = max_gap_ms(&pings, t0);
     eprintln!("failover ({}): blackout {blackout:.0} ms (largest gap between ping replies, 10 ms interval)", if kill { "kill" } else { "switch" });
-    let after = session(&cluster, 2);
-    assert_eq!(after["index"], before["index"], "same session index");
-    assert_eq!(after["assigned_ip"], before["assigned_ip"]);
-    assert_eq!(after["resumes"], 1, "a resume, not a second login");
-    assert_eq!(after["tunnels"][0]["node"], 2, "the tunnel is on the standby now");
-    let (sent, got) = topo.client_ping(topo.lan_ip(), 3);
-    assert_eq!(got, sent, "traffic through the new owner");
+    assert_resumed_on(&cluster, &topo, &before, 2);
 }
 
 #[test]

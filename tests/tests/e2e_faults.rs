@@ -10,8 +10,8 @@
 
 use gatehouse_tests::cluster::{Cluster, ClusterTopology, PORT};
 use gatehouse_tests::failover::{
-    connected_to_slot_1, doubly_answered, max_gap_ms, owner_changes, session, start_ping,
-    wait_holder, ArpProbe, CONNECT,
+    assert_resumed_on, connected_to_slot_1, doubly_answered, max_gap_ms, owner_changes, session,
+    start_ping, wait_holder, ArpProbe, CONNECT,
 };
 use gatehouse_tests::{require_root, Openconnect};
 use std::time::Duration;
@@ -100,13 +100,7 @@ fn fault(f: Fault) {
         "exactly one move of the slot address and never two hosts answering: {macs:?}"
     );
     assert!(blackout < BACK_OFF_MS, "openconnect was refused and backed off: {blackout:.0} ms");
-    let after = session(&cluster, 2);
-    assert_eq!(after["index"], before["index"], "same session index");
-    assert_eq!(after["assigned_ip"], before["assigned_ip"]);
-    assert_eq!(after["resumes"], 1, "a resume, not a second login");
-    assert_eq!(after["tunnels"][0]["node"], 2, "the tunnel is on the standby now");
-    let (sent, got) = topo.client_ping(topo.lan_ip(), 3);
-    assert_eq!(got, sent, "traffic through the new owner");
+    assert_resumed_on(&cluster, &topo, &before, 2);
     let out = watch.wait_with_output().unwrap();
     let report: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("drill --watch: {e}: {}", String::from_utf8_lossy(&out.stderr)));

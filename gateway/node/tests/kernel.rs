@@ -89,6 +89,15 @@ fn kernel_child() {
     assert!(!reaches(port), "fenced at once");
     f.fence(&[SLOT]).expect("fencing a fenced address is fine");
 
+    // The same on a kernel without "destroy" (before 6.3): delete, then add.
+    let mut old = Fence::open().expect("netfilter netlink").as_before_destroy();
+    old.live_for(&[SLOT], Duration::from_millis(600)).expect("live (nothing to delete)");
+    assert!(reaches(port), "live again");
+    old.live_for(&[SLOT], Duration::from_millis(600)).expect("live (delete, then add)");
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(!reaches(port), "expired on its own");
+    old.fence(&[SLOT]).expect("fencing an expired element is fine");
+
     let arp = ArpSocket::open().expect("packet socket");
     arp.announce(&link, SLOT).expect("gratuitous ARP");
 

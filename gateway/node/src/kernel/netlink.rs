@@ -143,10 +143,12 @@ impl Netlink {
 
     /// Send `msgs` in one datagram and gather the answers: every reply of a dump until its
     /// end, and the acknowledgement of each message that asked for one. The first error the
-    /// kernel reports fails the call with that errno.
+    /// kernel reports fails the call with that errno; what it still sends about this call is
+    /// skipped by the next one (by sequence number).
     pub fn talk(&mut self, msgs: Vec<Msg>) -> io::Result<Vec<Reply>> {
         let mut out = Vec::new();
         let mut waiting = std::collections::BTreeSet::new();
+        let first = self.seq.wrapping_add(1);
         for m in msgs {
             self.seq = self.seq.wrapping_add(1);
             if m.wants_answer() {
@@ -169,6 +171,12 @@ impl Netlink {
                     return Err(io::Error::new(io::ErrorKind::InvalidData, "short netlink reply"));
                 }
                 let body = &buf[at + 16..at + len];
+                at += (len + 3) & !3;
+                // Answers to an earlier call that failed early (a failed batch reports every
+                // message it refused) are not this call's.
+                if seq.wrapping_sub(first) > self.seq.wrapping_sub(first) {
+                    continue;
+                }
                 match kind {
                     NLMSG_ERROR => {
                         let code = body
@@ -185,7 +193,6 @@ impl Netlink {
                     }
                     _ => replies.push(Reply { kind, payload: body.to_vec() }),
                 }
-                at += (len + 3) & !3;
             }
         }
         Ok(replies)

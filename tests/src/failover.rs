@@ -132,15 +132,15 @@ impl ArpProbe {
         let m = macs.clone();
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if let Some(mac) = reply_mac(&line) {
-                    m.lock().unwrap().push(mac);
+                if let Some(reply) = probe_reply(&line) {
+                    m.lock().unwrap().push(reply);
                 }
             }
         });
         ArpProbe { child, macs, reader }
     }
 
-    /// Stop probing; the replying hardware addresses in order.
+    /// Stop probing; the replies in order, each as `<probe> <mac>`.
     pub fn stop(mut self) -> Vec<String> {
         let _ = signal_pid(self.child.id(), "KILL");
         let _ = self.child.wait();
@@ -152,7 +152,7 @@ impl ArpProbe {
 
 /// The hardware address in a `gh-arp-probe` line (`<ms> <probe> <mac>`), tagged with the
 /// probe it answered (`<probe> <mac>`).
-pub fn reply_mac(line: &str) -> Option<String> {
+pub fn probe_reply(line: &str) -> Option<String> {
     let mut f = line.split_whitespace();
     let (_ms, probe, mac) = (f.next()?, f.next()?, f.next()?);
     Some(format!("{probe} {mac}"))
@@ -187,10 +187,10 @@ mod tests {
     #[test]
     fn reply_lines_give_their_mac_and_changes_are_counted() {
         assert_eq!(
-            reply_mac("1520 152 4a:a8:80:52:24:d6").as_deref(),
+            probe_reply("1520 152 4a:a8:80:52:24:d6").as_deref(),
             Some("152 4a:a8:80:52:24:d6")
         );
-        assert_eq!(reply_mac("garbage"), None);
+        assert_eq!(probe_reply("garbage"), None);
         let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(owner_changes(&v(&["1 a", "2 a", "3 b", "4 b"])), 1);
         assert_eq!(owner_changes(&v(&["1 a", "2 b", "2 a", "3 b"])), 3);

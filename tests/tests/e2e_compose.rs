@@ -13,7 +13,7 @@
 
 use gatehouse_tests::clock::{epoch_secs, poll_until};
 use gatehouse_tests::compose::{require_docker, Compose, PASSWORD, USER};
-use gatehouse_tests::failover::{doubly_answered, owner_changes, reply_mac};
+use gatehouse_tests::failover::{doubly_answered, owner_changes, probe_reply};
 use std::time::Duration;
 
 /// openconnect sleeps 10 s after a refused reconnect (PROTOCOL.md §5).
@@ -107,7 +107,7 @@ impl Client<'_> {
     fn stop_arp(&self) -> Vec<String> {
         let _ = self.c.exec("client", &["sh", "-c", "kill $(cat /run/arp.pid)"]);
         let text = self.c.exec("client", &["cat", "/run/arp.txt"]).unwrap_or_default();
-        text.lines().filter_map(reply_mac).collect()
+        text.lines().filter_map(probe_reply).collect()
     }
 }
 

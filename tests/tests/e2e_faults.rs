@@ -45,19 +45,7 @@ fn fault(f: Fault) {
     let arp = ArpProbe::start(&topo, topo.slot_ip(1));
     // Node 3 watches the fault as an operator's drill would (`drill --watch`) and reports.
     let watch = topo
-        .exec(
-            &topo.node_ns(3),
-            &[
-                gatehouse_tests::cargo_bin("gatehousectl").to_str().unwrap(),
-                "--json",
-                "drill",
-                "--slot",
-                "1",
-                "--watch",
-                "--timeout",
-                "25",
-            ],
-        )
+        .ctl_command(3, &["--json", "drill", "--slot", "1", "--watch", "--timeout", "25"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

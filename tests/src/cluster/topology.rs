@@ -297,6 +297,13 @@ impl ClusterTopology {
         (count, received)
     }
 
+    /// `gatehousectl ARGS` in node `i`'s namespace (against its admin API), to run or spawn.
+    pub fn ctl_command(&self, i: usize, args: &[&str]) -> Command {
+        let mut cmd = self.exec(&self.node_ns(i), &[]);
+        cmd.arg(cargo_bin("gatehousectl")).args(args);
+        cmd
+    }
+
     /// Run `gh-cstp-probe NODE_IP:PORT ARGS` in the client namespace.
     pub fn probe(&self, node: usize, args: &[&str]) -> Result<String> {
         self.probe_at(&format!("{}:{PORT}", self.node_ip(node)), args)

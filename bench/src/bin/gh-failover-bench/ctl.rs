@@ -3,7 +3,6 @@
 use crate::wait::wait_for;
 use crate::{K, LEASE_MS, NODES, RENEW_MS};
 use anyhow::{bail, Context, Result};
-use gatehouse_tests::cargo_bin;
 use gatehouse_tests::cluster::{Cluster, ClusterTopology};
 use gatehouse_tests::process::output_with_timeout;
 use serde_json::Value;
@@ -29,8 +28,7 @@ pub(crate) fn ctl(
     args: &[&str],
     timeout: Duration,
 ) -> Result<String> {
-    let mut cmd = topo.exec(&topo.node_ns(i), &[]);
-    cmd.arg(cargo_bin("gatehousectl")).args(args);
+    let mut cmd = topo.ctl_command(i, args);
     let out = output_with_timeout(&mut cmd, timeout)?;
     if !out.status.success() {
         bail!("gatehousectl {args:?} on node {i}: {}", String::from_utf8_lossy(&out.stderr).trim());

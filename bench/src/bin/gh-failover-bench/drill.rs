@@ -6,9 +6,9 @@ use crate::phase::{Fault, Knobs};
 use crate::wait::{sleep, wait_for};
 use crate::NODES;
 use anyhow::{bail, Context, Result};
+use gatehouse_tests::clock;
 use gatehouse_tests::cluster::{Cluster, ClusterTopology};
 use gatehouse_tests::process::output_with_timeout;
-use gatehouse_tests::{cargo_bin, clock};
 use serde_json::Value;
 use std::process::Stdio;
 use std::time::Duration;
@@ -75,11 +75,11 @@ pub(crate) fn kill_drill(
             (start, out)
         }
         Fault::Kill9 | Fault::Stop => {
-            let mut cmd = topo.exec(&topo.node_ns(reporter), &[]);
-            cmd.arg(cargo_bin("gatehousectl"))
-                .args(["--json", "drill", "--slot", &slot_s, "--watch", "--timeout", "12"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
+            let mut cmd = topo.ctl_command(
+                reporter,
+                &["--json", "drill", "--slot", &slot_s, "--watch", "--timeout", "12"],
+            );
+            cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
             let watch = cmd.spawn().context("gatehousectl drill --watch")?;
             // Let the watch read the slot's sessions before the fault.
             sleep(Duration::from_millis(300))?;

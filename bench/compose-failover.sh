@@ -1,112 +1,219 @@
 #!/usr/bin/env bash
 # compose-failover.sh - client-observed blackout of container faults on the docker-compose
-# deployment (needs root and Docker): `gh-fleet` in the client container holds N CSTP sessions
-# on slot 1's address and re-attaches after every drop, as openconnect does; each drill
-# injects FAULT on slot 1's current owner and brings it back. Prints one markdown table row
-# per fault: client blackout p50 / p99 / max (drill start -> each session re-attached), lost
-# sessions (gh-fleet's 401s), sessions that never came back.
+# deployment (needs root and Docker). In the client container, `gh-fleet` holds SESSIONS CSTP
+# sessions on slot 1's address and re-attaches after every drop, as openconnect does, and OC
+# real openconnect clients hold sessions on the same slot, each pinging the lan host every
+# 10 ms through its own tunnel. Each drill injects FAULT on slot 1's current owner and brings
+# it back. Prints one markdown row per fault: gh-fleet blackout p50 / p99 / max (drill start ->
+# each session re-attached, per session and drill), openconnect blackout p50 / p99 / max (largest gap between ping
+# replies in each drill), sessions before -> after, lost, re-logins, not back.
 #
-#   sudo bash bench/compose-failover.sh                       # kill and pause, 20 drills, 100 sessions
+#   sudo bash bench/compose-failover.sh                                   # every fault, 20 drills
 #   sudo FAULTS="kill" DRILLS=5 bash bench/compose-failover.sh
+#   sudo FAULTS="kill" DRILLS=3 SESSIONS=1000 OC=0 bash bench/compose-failover.sh   # all back
 #
-# Knobs: FAULTS ("kill pause": docker kill then docker start / docker pause 3 s then unpause),
-# DRILLS (20), SESSIONS (100), PROFILE (release), SETTLE_S (3: pause after the owner is back).
-# Takes the compose test's machine-wide lock; the deployment (project ghbench, networks
-# 172.29.200-202) is removed at the end, also on error or Ctrl-C.
+# Faults (FAULTS, default all five): kill (docker kill, then docker start), stop (docker stop:
+# SIGTERM, the node hands its slots over; then docker start), pause (docker pause for 3 s,
+# then unpause), partition (docker network disconnect from the cluster and public networks
+# for 3 s, then connect again with the same addresses), restart-all (docker-compose restart
+# of every node). Knobs: DRILLS (20), SESSIONS (100), OC (3), PROFILE (release), SETTLE_S (3:
+# pause after the owner is back), KEEP (0; 1 leaves the deployment up). Takes the compose
+# test's machine-wide lock; the deployment (project ghbench, networks 172.29.200-202) is
+# removed at the end, also on error or Ctrl-C.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
-FAULTS=${FAULTS:-kill pause}
+FAULTS=${FAULTS:-kill stop pause partition restart-all}
 DRILLS=${DRILLS:-20}
 SESSIONS=${SESSIONS:-100}
+OC=${OC:-3}
 PROFILE=${PROFILE:-release}
 SETTLE_S=${SETTLE_S:-3}
 DIR=$(mktemp -d /tmp/ghbench-XXXXXX)
 LOCK=/tmp/gatehouse-e2e-compose.lock
+PROJECT=ghbench
 export GATEHOUSE_NET_PUBLIC=172.29.200 GATEHOUSE_NET_INSIDE=172.29.201 GATEHOUSE_NET_CLUSTER=172.29.202
-CS=("$REPO/deploy/compose.sh" --profile "$PROFILE" -p ghbench --dir "$DIR" --tag bench)
+CS=("$REPO/deploy/compose.sh" --profile "$PROFILE" -p "$PROJECT" --dir "$DIR" --tag bench)
 C=("${CS[@]}" compose)
 SLOT=$GATEHOUSE_NET_PUBLIC.101
+LAN=$GATEHOUSE_NET_INSIDE.10
+say() { echo "compose-failover: $*" >&2; }
 
 for _ in $(seq 600); do mkdir "$LOCK" 2>/dev/null && break; sleep 1; done
 [ -d "$LOCK" ] || { echo "compose-failover.sh: the compose lock $LOCK is held" >&2; exit 1; }
 cleanup() {
+  if [ "${KEEP:-0}" = 1 ]; then say "KEEP=1: left up in $DIR (project $PROJECT)"; rmdir "$LOCK"; return; fi
   "${C[@]}" down -v --remove-orphans >/dev/null 2>&1 || true
   rm -rf "$DIR"
   rmdir "$LOCK" 2>/dev/null || true
 }
 trap cleanup EXIT
 
-ctl() { "${C[@]}" exec -T "$1" gatehousectl "${@:2}"; }
+# docker exec, not docker-compose exec: the latter costs half a second of CPU a call, and the
+# polls run while the failover does.
+ctl() { docker exec "${PROJECT}_$1_1" gatehousectl "${@:2}"; }
+cx() { docker exec -i "${PROJECT}_client_1" sh -c "$1"; }
+cxd() { docker exec -d "${PROJECT}_client_1" sh -c "$1"; }
 owner() { ctl "gw$1" --json show failover | jq -r '.slots[] | select(.id == 1) | .owner'; }
-echo "compose-failover: bringing the deployment up ($PROFILE binaries)" >&2
+ready() { ctl "gw$1" --json show failover >/dev/null 2>&1; }
+sessions() {
+  local i; for i in 1 2 3; do
+    ctl "gw$i" --json show vpn-sessiondb 2>/dev/null | jq '.sessions | length' && return
+  done
+  echo "?"
+}
+# Nearest-rank p50 / p99 / max of the numbers in file $1 (one a line).
+pcts() {
+  local k; k=$(wc -l < "$1")
+  if [ "$k" -eq 0 ]; then echo "– / – / –"; return; fi
+  sort -n "$1" -o "$1"
+  echo "$(sed -n "$(( (k - 1) * 50 / 100 + 1 ))p" "$1") / $(sed -n "$(( (k - 1) * 99 / 100 + 1 ))p" "$1") / $(tail -1 "$1")"
+}
+
+say "bringing the deployment up ($PROFILE binaries)"
 "${CS[@]}" init >&2
-# One user holds every fleet session: lift the simultaneous-logins limit (default 3).
+# One user holds every session: lift the simultaneous-logins limit (default 3).
 for f in "$DIR"/*/node.toml; do
   grep -q '^simultaneous_logins' "$f" \
     && sed -i 's/^simultaneous_logins.*/simultaneous_logins = 100000/' "$f" \
     || sed -i 's/^\[\[group_policy\]\]$/[[group_policy]]\nsimultaneous_logins = 100000/' "$f"
 done
 "${CS[@]}" up >&2
-for i in 1 2 3; do
-  for _ in $(seq 120); do ctl "gw$i" --json show failover >/dev/null 2>&1 && break; sleep 1; done
-done
+for i in 1 2 3; do for _ in $(seq 120); do ready "$i" && break; sleep 1; done; done
 for _ in $(seq 120); do [ "$(owner 2 2>/dev/null)" = 1 ] && break; sleep 1; done
 PW=$(cat "$DIR/users/password")
+PIN=$("${CS[@]}" pin)
+client=$("${C[@]}" ps -q client)
 
-echo "| fault | drills | sessions | client blackout p50 / p99 / max ms | lost | not back |"
-echo "|---|---|---|---|---|---|"
+# The openconnect clients: each on a tun of its own (ock), routed by its inner address
+# (policy table 100+k), so that their split routes do not fight. The script logs every
+# state change, as vpnc-script's hooks do in the compose test.
+cx "cat > /run/oc-script" <<'EOF'
+#!/bin/sh
+k=${TUNDEV#oc}
+echo "$(date +%s) $reason ${INTERNAL_IP4_ADDRESS:-}" >> /run/oc-$k.events
+case "$reason" in
+  connect)
+    ip link set dev "$TUNDEV" up mtu "${INTERNAL_IP4_MTU:-1300}"
+    ip addr add "$INTERNAL_IP4_ADDRESS/32" dev "$TUNDEV"
+    ip rule add from "$INTERNAL_IP4_ADDRESS" table $((100 + k))
+    ip route replace default dev "$TUNDEV" table $((100 + k)) ;;
+esac
+EOF
+cx "chmod 755 /run/oc-script"
+for k in $(seq "$OC"); do
+  cxd "rm -f /run/oc-$k.*; echo \$\$ > /run/oc-$k.pid; echo '$PW' | exec openconnect \
+      --protocol=anyconnect --servercert $PIN -u demo --passwd-on-stdin --interface oc$k \
+      --script /run/oc-script --reconnect-timeout 3600 https://$SLOT/ > /run/oc-$k.log 2>&1"
+done
+for k in $(seq "$OC"); do
+  for _ in $(seq 60); do cx "grep -q ' connect ' /run/oc-$k.events 2>/dev/null" && break; sleep 1; done
+  cx "grep -q ' connect ' /run/oc-$k.events" || { say "openconnect $k did not connect:"; cx "tail -20 /run/oc-$k.log" >&2; exit 1; }
+done
+
+echo "| fault | drills | gh-fleet sessions: blackout p50 / p99 / max ms | openconnect: blackout p50 / p99 / max ms | sessions before → after | lost | re-logins | not back |"
+echo "|---|---|---|---|---|---|---|---|"
 for fault in $FAULTS; do
-  secs=$((120 + DRILLS * 30))
-  client=$("${C[@]}" ps -q client)
-  "${C[@]}" exec -T -d client sh -c \
-    "echo \$\$ > /tmp/fleet.pid; exec gh-fleet $SLOT:443 demo '$PW' $SESSIONS $secs 16 > /tmp/fleet.json 2> /tmp/fleet.err"
+  secs=$((180 + DRILLS * 40))
+  cxd "echo \$\$ > /tmp/fleet.pid; exec gh-fleet $SLOT:443 demo '$PW' $SESSIONS $secs 16 > /tmp/fleet.json 2> /tmp/fleet.err"
   for _ in $(seq 300); do
     docker cp "$client:/tmp/fleet.err" "$DIR/fleet.err" 2>/dev/null
     grep -q "attached=$SESSIONS " "$DIR/fleet.err" 2>/dev/null && break
     sleep 1
   done
+  for k in $(seq "$OC"); do
+    ip=$(cx "awk '\$2 == \"connect\" {print \$3}' /run/oc-$k.events | head -1")
+    cxd "echo \$\$ > /run/ping-$k.pid; exec ping -n -D -i 0.01 -W 1 -I $ip $LAN > /run/ping-$k.txt 2>&1"
+  done
+  sleep 1
+  before=$(sessions)
   starts=()
   for d in $(seq "$DRILLS"); do
     o=""; for i in 1 2 3; do o=$(owner "$i" 2>/dev/null) && [ -n "$o" ] && [ "$o" != null ] && break; done
-    cid=$("${C[@]}" ps -q "gw$o")
+    cid=${PROJECT}_gw${o}_1
     starts+=("$(date +%s.%N)")
     case "$fault" in
       kill) docker kill "$cid" >/dev/null ;;
+      stop) docker stop "$cid" >/dev/null ;;
       pause) docker pause "$cid" >/dev/null; sleep 3; docker unpause "$cid" >/dev/null ;;
+      partition)
+        declare -A ips
+        for net in cluster public; do
+          ips[$net]=$(docker inspect -f "{{(index .NetworkSettings.Networks \"${PROJECT}_${net}\").IPAddress}}" "$cid")
+          docker network disconnect "${PROJECT}_${net}" "$cid"
+        done
+        sleep 3
+        for net in cluster public; do docker network connect --ip "${ips[$net]}" "${PROJECT}_${net}" "$cid"; done
+        ;;
+      restart-all) "${C[@]}" restart gw1 gw2 gw3 >/dev/null 2>&1 ;;
       *) echo "compose-failover.sh: unknown fault $fault" >&2; exit 2 ;;
     esac
-    # The slot moved and every session is attached again; then the owner comes back.
+    # The slot moved (or, after restart-all, has an owner again); then the owner comes back.
+    # The first look waits until the move is surely over: the polls cost CPU.
+    sleep 2
+    n=""
     for _ in $(seq 60); do
-      n=""; for i in 1 2 3; do [ "$i" = "$o" ] && continue; n=$(owner "$i" 2>/dev/null) && break; done
-      [ -n "$n" ] && [ "$n" != "$o" ] && [ "$n" != null ] && break
+      for i in 1 2 3; do
+        [ "$i" = "$o" ] && [ "$fault" != restart-all ] && continue
+        n=$(owner "$i" 2>/dev/null) && break
+      done
+      [ -n "$n" ] && [ "$n" != null ] && { [ "$fault" = restart-all ] || [ "$n" != "$o" ]; } && break
       sleep 0.5
     done
-    [ "$fault" = kill ] && docker start "$cid" >/dev/null
-    for _ in $(seq 60); do ctl "gw$o" --json show failover >/dev/null 2>&1 && break; sleep 1; done
+    case "$fault" in kill|stop) docker start "$cid" >/dev/null ;; esac
+    for i in 1 2 3; do for _ in $(seq 60); do ready "$i" && break; sleep 1; done; done
+    for _ in $(seq 60); do
+      docker cp "$client:/tmp/fleet.err" "$DIR/fleet.err" 2>/dev/null
+      tail -1 "$DIR/fleet.err" | grep -q "attached=$SESSIONS " && break
+      sleep 0.5
+    done
     sleep "$SETTLE_S"
-    echo "compose-failover: $fault drill $d/$DRILLS: gw$o -> gw$n" >&2
+    socks=""
+    for i in 1 2 3; do
+      pid=$(docker inspect -f '{{.State.Pid}}' "${PROJECT}_gw${i}_1")
+      socks+=" gw$i=$(nsenter -t "$pid" -n ss -Htan src "$SLOT" | grep -vc LISTEN || true)"
+    done
+    say "$fault drill $d/$DRILLS: gw$o -> gw$n; $(tail -1 "$DIR/fleet.err"); TCP connections on the slot address:$socks"
   done
-  "${C[@]}" exec -T client sh -c 'kill -INT $(read p < /tmp/fleet.pid; echo $p)' || true
-  for _ in $(seq 60); do
-    "${C[@]}" exec -T client sh -c 'test -s /tmp/fleet.json' 2>/dev/null && break; sleep 1
-  done
+  after=$(sessions)
+  cx 'kill -INT $(read p < /tmp/fleet.pid; echo $p)' || true
+  for _ in $(seq 60); do cx 'test -s /tmp/fleet.json' 2>/dev/null && break; sleep 1; done
+  for k in $(seq "$OC"); do cx "kill -INT \$(cat /run/ping-$k.pid)" || true; done
+  sleep 0.5
   docker cp "$client:/tmp/fleet.json" "$DIR/fleet.json"
   json=$(cat "$DIR/fleet.json")
   lost=$(jq -r '.lost' <<< "$json"); pending=$(jq -r '.pending' <<< "$json")
-  # Each re-attach after drill i's start (and before drill i+1's) counts from drill i's start.
-  jq -r '.events[] | "\(.[1])"' <<< "$json" | awk -v starts="${starts[*]}" '
+  # Per session and drill, its largest gap: its first re-attach after drill i's start counts
+  # from that start (traffic stopped then, before the drop could be seen), a later one in
+  # the same drill (it moved twice) from its drop.
+  jq -r '.events[] | "\(.[0]) \(.[1]) \(.[2])"' <<< "$json" | sort -k2,2n | awk -v starts="${starts[*]}" '
     BEGIN { n = split(starts, s, " ") }
-    { t = $1 + 0; for (i = n; i >= 1; i--) if (t >= s[i]) { printf "%.0f\n", (t - s[i]) * 1000; break } }' \
-    | sort -n > "$DIR/blackouts"
-  k=$(wc -l < "$DIR/blackouts")
-  if [ "$k" -gt 0 ]; then
-    at() { sed -n "$1p" "$DIR/blackouts"; }
-    i50=$(( (k - 1) * 50 / 100 + 1 )); i99=$(( (k - 1) * 99 / 100 + 1 ))
-    row="$(at $i50) / $(at $i99) / $(at "$k") ($k re-attaches)"
-  else
-    row="– / – / –"
-  fi
-  echo "| docker $fault | $DRILLS | $SESSIONS | $row | $lost | $pending |"
-  "${C[@]}" exec -T client sh -c 'rm -f /tmp/fleet.json /tmp/fleet.err /tmp/fleet.pid' || true
+    { drop = $1 + 0; t = $2 + 0; id = $3
+      for (i = n; i >= 1; i--) if (t >= s[i]) break
+      if (i < 1) next
+      k = id " " i; g = (k in seen) ? t - drop : t - s[i]; seen[k] = 1
+      if (g > gap[k]) gap[k] = g }
+    END { for (k in gap) printf "%.0f\n", gap[k] * 1000 }' > "$DIR/fleet-blackouts"
+  k=$(wc -l < "$DIR/fleet-blackouts")
+  r=$(jq '.events | length' <<< "$json")
+  fleet_row="$(pcts "$DIR/fleet-blackouts") ($k of $((DRILLS * SESSIONS)) session-drills; $r re-attaches)"
+  # openconnect: per client and drill, the largest gap between ping replies from the drill's
+  # start to the next drill's.
+  : > "$DIR/oc-blackouts"
+  relogins=0
+  for k in $(seq "$OC"); do
+    cx "cat /run/ping-$k.txt" | awk -v starts="${starts[*]}" '
+      BEGIN { n = split(starts, s, " "); s[n + 1] = 1e12 }
+      /bytes from/ { t = substr($1, 2, length($1) - 2) + 0
+        if (prev) for (i = 1; i <= n; i++) if (t > s[i] && prev < s[i + 1] && t - prev > g[i]) g[i] = t - prev
+        prev = t }
+      END { for (i = 1; i <= n; i++) printf "%.0f\n", g[i] * 1000 }' >> "$DIR/oc-blackouts"
+    c=$(cx "grep -c ' connect ' /run/oc-$k.events || true")
+    relogins=$((relogins + c - 1))
+    cx "kill -0 \$(cat /run/oc-$k.pid)" || { say "openconnect $k exited:"; cx "tail -5 /run/oc-$k.log" >&2; lost=$((lost + 1)); }
+  done
+  oc_row="$(pcts "$DIR/oc-blackouts") ($OC × $DRILLS)"
+  [ "$OC" = 0 ] && oc_row="–"
+  echo "| $fault | $DRILLS | $fleet_row | $oc_row | $before → $after | $lost | $relogins | $pending |"
+  cx 'rm -f /tmp/fleet.json /tmp/fleet.err /tmp/fleet.pid' || true
 done

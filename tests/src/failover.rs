@@ -29,6 +29,20 @@ pub fn wait_holder(topo: &ClusterTopology, slot: usize, node: usize, dead: &[usi
     );
 }
 
+/// TCP connections (every state but LISTEN) with the local address `ip` in node `i`'s
+/// namespace, as `ss` lists them.
+pub fn connections_on(topo: &ClusterTopology, i: usize, ip: std::net::Ipv4Addr) -> Vec<String> {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &topo.node_ns(i), "ss", "-Htan", "src", &ip.to_string()])
+        .output()
+        .expect("ss in a node's namespace");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with("LISTEN"))
+        .map(str::to_string)
+        .collect()
+}
+
 /// `ping -i 0.01 -D` from the client to the lan host, into a file.
 /// A 3-node cluster with slots (address block `k`), slot 1 on node 1, and the real openconnect
 /// connected to slot 1's address; the inner address it got.

@@ -10,8 +10,8 @@
 
 use gatehouse_tests::cluster::{Cluster, ClusterTopology, PORT};
 use gatehouse_tests::failover::{
-    assert_resumed_on, connected_to_slot_1, doubly_answered, max_gap_ms, owner_changes, session,
-    start_ping, wait_holder, ArpProbe, CONNECT,
+    assert_resumed_on, connected_to_slot_1, connections_on, doubly_answered, max_gap_ms,
+    owner_changes, session, start_ping, wait_holder, ArpProbe, CONNECT,
 };
 use gatehouse_tests::{require_root, Openconnect};
 use std::time::Duration;
@@ -66,6 +66,20 @@ fn fault(f: Fault) {
     // A killed node's namespace may keep the address, fenced; a thawed or stopped node
     // removes it.
     wait_holder(&topo, 1, 2, if f == Fault::Kill9 { &[1] } else { &[] });
+    if f == Fault::Freeze3s {
+        // The thawed node closes what it left on the address: a leftover whose 4-tuple a
+        // client reuses when the slot comes back would swallow that client's segments.
+        let left = gatehouse_tests::clock::poll_until(
+            Duration::from_secs(5),
+            Duration::from_millis(100),
+            || connections_on(&topo, 1, topo.slot_ip(1)).is_empty().then_some(()),
+        );
+        assert!(
+            left.is_some(),
+            "the thawed node kept connections on the slot address: {:?}",
+            connections_on(&topo, 1, topo.slot_ip(1))
+        );
+    }
     std::thread::sleep(Duration::from_millis(500));
     let _ = ping.kill();
     let _ = ping.wait();

@@ -15,10 +15,10 @@
 //!
 //! ```text
 //! {"sessions":N,"logged_in":K,"attached":A,"drops":D,"lost":L,"pending":P,
-//!  "gaps_ms":[...],"events":[[drop_epoch,reattach_epoch],...]}
+//!  "gaps_ms":[...],"events":[[drop_epoch,reattach_epoch,session],...]}
 //! ```
 //! `gaps_ms` holds every drop→reattach gap (client side: from the moment the drop was seen);
-//! `events` the same pairs as Unix epoch seconds, so a caller can measure from its own event
+//! `events` the same pairs as Unix epoch seconds with the session's number (0..N), so a caller can measure from its own event
 //! (e.g. the start of a kill drill). `pending` counts drops still not re-attached at the end.
 //! While it runs, a progress line `fleet: logged_in=K attached=A drops=D lost=L` goes to
 //! stderr whenever a figure changed (at most every 100 ms).
@@ -71,8 +71,8 @@ struct Fleet {
     drops: AtomicUsize,
     lost: AtomicUsize,
     pending: AtomicUsize,
-    /// (gap ms, drop epoch s, reattach epoch s)
-    gaps: Mutex<Vec<(f64, f64, f64)>>,
+    /// (gap ms, drop epoch s, reattach epoch s, session number)
+    gaps: Mutex<Vec<(f64, f64, f64, usize)>>,
     logout: bool,
 }
 
@@ -331,7 +331,7 @@ async fn session(
             );
         }
         if let Ok(mut g) = f.gaps.lock() {
-            g.push((gap_ms, e_drop, clock::epoch_secs()));
+            g.push((gap_ms, e_drop, clock::epoch_secs(), id));
         }
         f.attached.fetch_add(1, Ordering::Relaxed);
     }
@@ -416,8 +416,10 @@ async fn main() -> Result<()> {
         "gaps_ms": gaps.iter().map(|g| (g.0 * 10.0).round() / 10.0).collect::<Vec<f64>>(),
         "events": gaps
             .iter()
-            .map(|g| [(g.1 * 1000.0).round() / 1000.0, (g.2 * 1000.0).round() / 1000.0])
-            .collect::<Vec<[f64; 2]>>(),
+            .map(|g| {
+                serde_json::json!([(g.1 * 1000.0).round() / 1000.0, (g.2 * 1000.0).round() / 1000.0, g.3])
+            })
+            .collect::<Vec<_>>(),
     });
     println!("{out}");
     Ok(())

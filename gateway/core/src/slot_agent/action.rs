@@ -29,6 +29,14 @@ pub enum DropReason {
 }
 
 impl DropReason {
+    /// Whether the slot is gone from this node (not merely unrenewed, which a later renewal
+    /// can restore): the connections left on its addresses are then dead for good, and a
+    /// leftover whose 4-tuple a client reuses when the slot comes back would swallow that
+    /// client's segments and the new owner's tickle, so they are closed.
+    pub fn slot_gone(self) -> bool {
+        !matches!(self, DropReason::LeaseNotRenewed)
+    }
+
     /// The reason as the "slot addresses removed" log line gives it.
     pub fn as_str(self) -> &'static str {
         match self {

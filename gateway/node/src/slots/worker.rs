@@ -35,8 +35,9 @@ pub(super) enum Job {
     /// A renewal committed: the slot's addresses stay live until `fence_at`.
     Extend { spec: SlotSpec, fence_at: MonoMillis },
     /// Fence the slot's addresses and remove them; unless they were live, only if the host
-    /// has them.
-    Drop { spec: SlotSpec, was_live: bool, why: &'static str },
+    /// has them. With `close`, also close every connection left on them (silently: the
+    /// fence drops the RSTs), as a node that lost the slot for good does.
+    Drop { spec: SlotSpec, was_live: bool, close: bool, why: &'static str },
     /// Drill crash: exit at once, as a crashing process does; the fence does the rest.
     Crash,
     /// Answer once every earlier job is done.
@@ -108,6 +109,23 @@ const TICKLE_ROUNDS: u8 = 3;
 /// The gaps, as keepalived repeats its announcements.
 const ANNOUNCE_AGAIN: &[Duration] =
     &[Duration::from_millis(200), Duration::from_millis(1100), Duration::from_millis(2200)];
+
+/// Close every connection left on the slot's addresses (the fence drops their RSTs, so the
+/// clients hear only the new owner's tickle).
+fn close_connections(spec: &SlotSpec) {
+    match sockdiag::destroy_local(&addrs(spec)) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            slot = spec.id,
+            sockets = n,
+            "closed the connections left on the slot's addresses"
+        ),
+        Err(e) => tracing::warn!(
+            slot = spec.id,
+            "cannot close the connections left on the slot's addresses: {e}"
+        ),
+    }
+}
 
 /// The public and inside interfaces `sc` names (or finds, for `"auto"`), as they are now.
 fn links(rtnl: &mut Rtnl, sc: &SlotsConfig) -> std::io::Result<(Link, Option<Link>)> {
@@ -211,7 +229,12 @@ impl State {
                 self.add_addresses(&spec);
             }
             Job::Extend { spec, fence_at } => self.make_live(&spec, fence_at),
-            Job::Drop { spec, was_live, why } => self.drop_addresses(&spec, was_live, why),
+            Job::Drop { spec, was_live, close, why } => {
+                self.drop_addresses(&spec, was_live, why);
+                if close {
+                    close_connections(&spec);
+                }
+            }
             Job::Crash => {
                 tracing::warn!("drill: crashing now");
                 std::process::exit(137);

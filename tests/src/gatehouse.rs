@@ -132,23 +132,32 @@ impl GatewayNode {
 
     /// The Prometheus exposition text.
     pub fn metrics(&self) -> Result<String> {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.gw_ns, "bash", "-c"])
-            .arg("exec 3<>/dev/tcp/127.0.0.1/9464; printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3")
-            .output()?;
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        metrics_in(&self.gw_ns)
     }
 
     /// Sum of a metric's samples whose line contains every `needle` (label filters).
     pub fn metric(&self, name: &str, needles: &[&str]) -> f64 {
-        let text = self.metrics().unwrap_or_default();
-        text.lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter(|l| l.split([' ', '{']).next() == Some(name))
-            .filter(|l| needles.iter().all(|n| l.contains(n)))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        metric_sum(&self.metrics().unwrap_or_default(), name, needles)
     }
+}
+
+/// The Prometheus exposition text of the node in namespace `ns` (metrics on 127.0.0.1:9464).
+pub fn metrics_in(ns: &str) -> Result<String> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "bash", "-c"])
+        .arg("exec 3<>/dev/tcp/127.0.0.1/9464; printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3")
+        .output()?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Sum of metric `name`'s samples in `text` whose line contains every `needle` (label filters).
+pub fn metric_sum(text: &str, name: &str, needles: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.split([' ', '{']).next() == Some(name))
+        .filter(|l| needles.iter().all(|n| l.contains(n)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 impl Drop for GatewayNode {

@@ -41,6 +41,9 @@ pub const BATCH_COMMANDS: &str = "gatehouse_raft_batch_commands";
 pub const CLOCK_OFFSET_SECONDS: &str = "gatehouse_clock_offset_seconds";
 /// Counter: slots assigned to a new owner by this node as leader (failovers and switchovers).
 pub const FAILOVERS: &str = "gatehouse_failover_total";
+/// Counter: cluster-port calls refused for their caller's role (labels `rpc`, `role`:
+/// node, director, operator or none), `cluster::role`.
+pub const CLUSTER_REFUSED: &str = "gatehouse_cluster_refused_total";
 /// Gauge: current Raft term.
 pub const RAFT_TERM: &str = "gatehouse_raft_term";
 /// Counter: leader changes seen by this node.

@@ -1,5 +1,5 @@
 //! The `Drill` service: a failover drill move (crash, or graceful switch) carried out by the
-//! slot's owner for the node coordinating the drill (`slots::drill`). The client side is
+//! slot's owner for the node coordinating the drill (`slots::drill`); only a node may ask. The client side is
 //! [`request_move`], straight over the cluster network.
 
 use super::network::{CallError, GrpcNetwork};
@@ -7,6 +7,7 @@ use super::payload::{decode, encode};
 use super::pb::drill_client::DrillClient;
 use super::pb::drill_server::{Drill, DrillServer};
 use super::pb::Payload;
+use super::role::{check, Allowed, AUDIT};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tonic::{Request, Response, Status};
@@ -54,7 +55,9 @@ pub fn server(drills: DrillCell) -> DrillServer<DrillService> {
 #[tonic::async_trait]
 impl Drill for DrillService {
     async fn drill_move(&self, r: Request<Payload>) -> Result<Response<Payload>, Status> {
+        let who = check(&r, Allowed::nodes("drill_move"))?;
         let m: DrillMove = decode(r.get_ref())?;
+        tracing::info!(target: AUDIT, %who, slot = m.slot, crash = m.crash, "drill move");
         let drills =
             self.drills.get().cloned().ok_or_else(|| Status::unavailable("node still starting"))?;
         encode(&drills.execute(m).await)

@@ -1,11 +1,12 @@
 //! The `ForwardedWrites` service: a follower's batch of session-db commands, committed by the
-//! leader as one log entry. The client side is [`Peer::forward`], used by `db`.
+//! leader as one log entry. Only nodes may forward (`role`). The client side is [`Peer::forward`], used by `db`.
 
 use super::network::{CallError, Peer};
 use super::payload::{decode, encode, MAX_MESSAGE};
 use super::pb::forwarded_writes_client::ForwardedWritesClient;
 use super::pb::forwarded_writes_server::{ForwardedWrites, ForwardedWritesServer};
 use super::pb::Payload;
+use super::role::{check, Allowed};
 use crate::db::state::Tc;
 use gatehouse_core::{Command, Outcome};
 use gatehouse_raft::Request;
@@ -51,6 +52,7 @@ pub fn server(raft: openraft::Raft<Tc>) -> ForwardedWritesServer<ForwardService>
 #[tonic::async_trait]
 impl ForwardedWrites for ForwardService {
     async fn forward(&self, r: tonic::Request<Payload>) -> Result<Response<Payload>, Status> {
+        check(&r, Allowed::nodes("forward"))?;
         let cmds: Vec<Command> = decode(r.get_ref())?;
         if cmds.is_empty() {
             return Err(Status::invalid_argument("an empty batch"));

@@ -1,8 +1,9 @@
 //! The cluster: node-to-node gRPC with mutual TLS on the cluster port. openraft's network
 //! (`network`), the four services answering on the port — Raft RPC (`raft_service`),
 //! forwarded writes (`forward_service`), the directors' slot-table stream (`watch_service`)
-//! and drills (`drill_service`), registered together by `service` — and the cluster PKI that
-//! `gatehouse init` writes (`pki`).
+//! and drills (`drill_service`), registered together by `service`; who may call which
+//! (`role`: the role a caller's certificate names); and the cluster PKI that `gatehouse
+//! init` writes (`pki`).
 
 pub mod admin;
 pub mod drill_service;
@@ -12,6 +13,7 @@ pub mod network;
 pub mod payload;
 pub mod pki;
 pub mod raft_service;
+pub mod role;
 pub mod service;
 pub mod watch_service;
 

@@ -9,6 +9,7 @@
 
 use super::pb::slot_watch_server::{SlotWatch, SlotWatchServer};
 use super::pb::Payload;
+use super::role::{check, Allowed};
 use super::{SlotTableView, SlotView};
 use crate::clock::Clock;
 use crate::db::SessionStore;
@@ -175,8 +176,9 @@ impl SlotWatch for WatchService {
 
     async fn watch_slots(
         &self,
-        _r: tonic::Request<Payload>,
+        r: tonic::Request<Payload>,
     ) -> Result<Response<SlotStream>, Status> {
+        check(&r, Allowed { director: true, ..Allowed::nodes("watch_slots") })?;
         let node = self.src.clone();
         // Room for one table: a second waits for the director, and coalesces meanwhile.
         let (tx, rx) = mpsc::channel::<Result<Payload, Status>>(1);

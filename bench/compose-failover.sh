@@ -103,7 +103,7 @@ EOF
 cx "chmod 755 /run/oc-script"
 for k in $(seq "$OC"); do
   cxd "rm -f /run/oc-$k.*; echo \$\$ > /run/oc-$k.pid; echo '$PW' | exec openconnect \
-      --protocol=anyconnect --servercert $PIN -u demo --passwd-on-stdin --interface oc$k \
+      --protocol=anyconnect --timestamp --servercert $PIN -u demo --passwd-on-stdin --interface oc$k \
       --script /run/oc-script --reconnect-timeout 3600 https://$SLOT/ > /run/oc-$k.log 2>&1"
 done
 for k in $(seq "$OC"); do

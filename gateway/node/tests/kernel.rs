@@ -56,6 +56,19 @@ fn reaches(port: u16) -> bool {
     TcpStream::connect_timeout(&(SLOT, port).into(), Duration::from_millis(150)).is_ok()
 }
 
+/// Connect to a listener marked as the node marks its own, close the listener before it
+/// accepts (the kernel resets the connection), and say whether the client heard the RST.
+fn listener_reset_heard() -> bool {
+    use std::io::Read;
+    let l = TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0)).expect("listener");
+    socket2::SockRef::from(&l).set_mark(fence::MARK_LISTEN).expect("SO_MARK");
+    let port = l.local_addr().expect("port").port();
+    let mut c = TcpStream::connect((SLOT, port)).expect("connect");
+    drop(l);
+    c.set_read_timeout(Some(Duration::from_millis(300))).expect("timeout");
+    matches!(c.read(&mut [0u8; 1]), Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset)
+}
+
 #[test]
 #[ignore = "run inside a network namespace by the test above"]
 fn kernel_child() {
@@ -97,6 +110,16 @@ fn kernel_child() {
     std::thread::sleep(Duration::from_millis(800));
     assert!(!reaches(port), "expired on its own");
     old.fence(&[SLOT]).expect("fencing an expired element is fine");
+
+    // The listener's RSTs leave only in the window a take-over opens: a connection the
+    // listener had not handed over is reset when the listener closes (as when a killed
+    // process's listener goes), and the client hears it only inside the window.
+    f.live_for(&[SLOT], Duration::from_secs(30)).expect("live");
+    assert!(!listener_reset_heard(), "a listener RST left outside the window");
+    f.allow_resets(&[SLOT]).expect("open the reset window");
+    assert!(listener_reset_heard(), "the listener RST was dropped inside the window");
+    std::thread::sleep(fence::RESET_WINDOW + Duration::from_millis(200));
+    assert!(!listener_reset_heard(), "a listener RST left after the window closed");
 
     let arp = ArpSocket::open().expect("packet socket");
     arp.announce(&link, SLOT).expect("gratuitous ARP");

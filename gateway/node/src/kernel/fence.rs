@@ -16,10 +16,16 @@
 //!   would, instead of sending the FIN that makes openconnect reconnect at once to an
 //!   address nobody serves — and sleep 10 s after the refusal;
 //! - an RST the kernel makes up for a segment that matches no socket at all (mark 0): a
-//!   live node's listener answers stray segments to its port itself (with the listener's
-//!   [`MARK_LISTEN`]: that is the RST a take-over's tickle draws, `slots::takeover`), so a
-//!   socket-less RST from a slot address means the process is gone, and it is dropped. A
-//!   client of a dead process therefore hears nothing until the new owner's RST.
+//!   socket-less RST from a slot address means the process is gone, and it is dropped;
+//! - an RST of the listener ([`MARK_LISTEN`]: its answer to a stray segment, or the reset of
+//!   a connection it had not handed to the node yet) unless the address is in the set
+//!   `resets`: the listener's RSTs are what a take-over's tickle draws (`slots::takeover`),
+//!   so a take-over opens that window for [`RESET_WINDOW`]. Outside it they are dropped: a
+//!   process being killed keeps its listener for a moment (a thread still finishing a disk
+//!   write holds the process), and in that moment the listener answered a client's segments
+//!   with RSTs and accepted, then reset, its reconnection — openconnect then sleeps 10 s.
+//!
+//! A client of a dead process therefore hears nothing until the new owner's RST.
 //!
 //! The ruleset is installed once at start with `nft -f` (nftables package); the elements,
 //! which change on the failover path, go over netlink in one atomic batch each.
@@ -36,6 +42,9 @@ pub const MARK_OPEN: u32 = 0x6768_0001;
 pub const MARK_CLOSED: u32 = 0x6768_0002;
 /// The mark of the client listener (its RSTs to stray segments carry it).
 pub const MARK_LISTEN: u32 = 0x6768_0003;
+/// How long after a take-over the listener's RSTs may leave (the tickle rounds and the
+/// clients' answers fit well inside).
+pub const RESET_WINDOW: Duration = Duration::from_secs(1);
 /// The nftables table (in families `ip` and `arp`).
 pub const TABLE: &str = "gatehouse";
 
@@ -83,6 +92,7 @@ pub fn ruleset(slots: &[Ipv4Addr]) -> String {
          table ip {TABLE} {{\n\
          \x20 set slots {{ type ipv4_addr;{elements} }}\n\
          \x20 set live {{ type ipv4_addr; flags timeout; }}\n\
+         \x20 set resets {{ type ipv4_addr; flags timeout; }}\n\
          \x20 chain input {{ type filter hook input priority -150; policy accept;\n\
          \x20   ip daddr @slots ip daddr != @live counter drop\n\
          \x20 }}\n\
@@ -93,6 +103,7 @@ pub fn ruleset(slots: &[Ipv4Addr]) -> String {
          \x20   ip saddr @slots ip saddr != @live counter drop\n\
          \x20   ip saddr @slots meta mark {MARK_OPEN:#x} tcp flags & (fin | rst) != 0 counter drop\n\
          \x20   ip saddr @slots meta mark 0 tcp flags & rst != 0 counter drop\n\
+         \x20   ip saddr @slots meta mark {MARK_LISTEN:#x} tcp flags & rst != 0 ip saddr != @resets counter drop\n\
          \x20 }}\n\
          }}\n\
          table arp {TABLE} {{\n\
@@ -156,20 +167,30 @@ impl Fence {
         if for_.is_zero() {
             return self.fence(addrs);
         }
-        self.replace(addrs, Some(for_))
+        self.replace(LIVE, addrs, Some(for_))
     }
 
     /// `addrs` are fenced from now on.
     pub fn fence(&mut self, addrs: &[Ipv4Addr]) -> Result<(), FenceError> {
-        self.replace(addrs, None)
+        self.replace(LIVE, addrs, None)
     }
 
-    fn replace(&mut self, addrs: &[Ipv4Addr], timeout: Option<Duration>) -> Result<(), FenceError> {
+    /// The listener's RSTs from `addrs` may leave for [`RESET_WINDOW`] (a take-over's tickle).
+    pub fn allow_resets(&mut self, addrs: &[Ipv4Addr]) -> Result<(), FenceError> {
+        self.replace(RESETS, addrs, Some(RESET_WINDOW))
+    }
+
+    fn replace(
+        &mut self,
+        set: Set,
+        addrs: &[Ipv4Addr],
+        timeout: Option<Duration>,
+    ) -> Result<(), FenceError> {
         if addrs.is_empty() {
             return Ok(());
         }
         if self.destroy {
-            match self.nl.talk(batch(addrs, Some(NFT_MSG_DESTROYSETELEM), timeout)) {
+            match self.nl.talk(batch(set, addrs, Some(NFT_MSG_DESTROYSETELEM), timeout)) {
                 Ok(_) => return Ok(()),
                 Err(e)
                     if e.raw_os_error() == Some(libc::EOPNOTSUPP)
@@ -184,11 +205,11 @@ impl Fence {
         // Older kernels: a delete fails on an absent element (and fails its whole batch), so
         // one address at a time, adding alone where there was nothing to delete.
         for a in addrs {
-            match self.nl.talk(batch(&[*a], Some(NFT_MSG_DELSETELEM), timeout)) {
+            match self.nl.talk(batch(set, &[*a], Some(NFT_MSG_DELSETELEM), timeout)) {
                 Ok(_) => {}
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                     if timeout.is_some() {
-                        self.nl.talk(batch(&[*a], None, timeout))?;
+                        self.nl.talk(batch(set, &[*a], None, timeout))?;
                     }
                 }
                 Err(e) => return Err(e.into()),
@@ -226,12 +247,19 @@ fn elements(
     m
 }
 
+/// A set the node changes: its name and the families that have it.
+type Set = (&'static str, &'static [u8]);
+/// The addresses that answer (both families).
+const LIVE: Set = ("live", &[NFPROTO_IPV4, NFPROTO_ARP]);
+/// The addresses whose listener RSTs may leave (`ip` only).
+const RESETS: Set = ("resets", &[NFPROTO_IPV4]);
+
 /// One transaction: optionally remove the elements (`remove`: destroy or delete), then, with
 /// a timeout, add them with it; in every family that has the set.
-fn batch(addrs: &[Ipv4Addr], remove: Option<u16>, timeout: Option<Duration>) -> Vec<Msg> {
-    let (name, families) = ("live", [NFPROTO_IPV4, NFPROTO_ARP]);
+fn batch(set: Set, addrs: &[Ipv4Addr], remove: Option<u16>, timeout: Option<Duration>) -> Vec<Msg> {
+    let (name, families) = set;
     let mut msgs = vec![Msg::new(NFNL_MSG_BATCH_BEGIN, F_REQUEST, &nfgen(0, NFNL_SUBSYS_NFTABLES))];
-    for family in families {
+    for &family in families {
         if let Some(kind) = remove {
             msgs.push(elements(kind, F_REQUEST | F_ACK, family, name, addrs, None));
         }
@@ -260,5 +288,8 @@ mod tests {
         assert_eq!(r.matches("elements = { 10.0.0.101, 10.1.0.1 }").count(), 2);
         assert!(r.contains("table arp gatehouse {"));
         assert!(r.contains(&format!("meta mark {MARK_OPEN:#x}")));
+        assert!(r.contains(&format!(
+            "meta mark {MARK_LISTEN:#x} tcp flags & rst != 0 ip saddr != @resets"
+        )));
     }
 }

@@ -211,6 +211,9 @@ impl State {
         match job {
             Job::TakeOver { spec, epoch, clients, fence_at } => {
                 self.make_live(&spec, fence_at);
+                if let Err(e) = self.fence.allow_resets(&addrs(&spec)) {
+                    tracing::warn!(slot = spec.id, "the tickle's resets cannot leave: {e}");
+                }
                 self.add_addresses(&spec);
                 tracing::info!(slot = spec.id, epoch, address = %spec.public_ip, clients = clients.len(), "slot taken over");
                 self.announce(spec.public_ip, false);

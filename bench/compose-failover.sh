@@ -129,7 +129,13 @@ for fault in $FAULTS; do
   before=$(sessions)
   starts=()
   for d in $(seq "$DRILLS"); do
-    o=""; for i in 1 2 3; do o=$(owner "$i" 2>/dev/null) && [ -n "$o" ] && [ "$o" != null ] && break; done
+    o=""
+    for _ in $(seq 60); do
+      for i in 1 2 3; do o=$(owner "$i" 2>/dev/null) || o=""; [ -n "$o" ] && [ "$o" != null ] && break; done
+      [ -n "$o" ] && [ "$o" != null ] && break
+      sleep 0.5
+    done
+    [ -n "$o" ] && [ "$o" != null ] || { say "slot 1 has no owner before $fault drill $d"; exit 1; }
     cid=${PROJECT}_gw${o}_1
     starts+=("$(date +%s.%N)")
     case "$fault" in

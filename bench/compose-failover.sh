@@ -137,6 +137,7 @@ for fault in $FAULTS; do
     done
     [ -n "$o" ] && [ "$o" != null ] || { say "slot 1 has no owner before $fault drill $d"; exit 1; }
     cid=${PROJECT}_gw${o}_1
+    leader=$(ctl "gw$o" --json show cluster 2>/dev/null | jq -r '.leader // "?"' || echo "?")
     starts+=("$(date +%s.%N)")
     case "$fault" in
       kill) docker kill "$cid" >/dev/null ;;
@@ -179,7 +180,7 @@ for fault in $FAULTS; do
       pid=$(docker inspect -f '{{.State.Pid}}' "${PROJECT}_gw${i}_1")
       socks+=" gw$i=$(nsenter -t "$pid" -n ss -Htan src "$SLOT" | grep -vc LISTEN || true)"
     done
-    say "$fault drill $d/$DRILLS: gw$o -> gw$n; $(tail -1 "$DIR/fleet.err"); TCP connections on the slot address:$socks"
+    say "$fault drill $d/$DRILLS: gw$o (Raft leader: node $leader) -> gw$n; $(tail -1 "$DIR/fleet.err"); TCP connections on the slot address:$socks"
   done
   after=$(sessions)
   cx 'kill -INT $(read p < /tmp/fleet.pid; echo $p)' || true
@@ -199,7 +200,8 @@ for fault in $FAULTS; do
       if (i < 1) next
       k = id " " i; g = (k in seen) ? t - drop : t - s[i]; seen[k] = 1
       if (g > gap[k]) gap[k] = g }
-    END { for (k in gap) printf "%.0f\n", gap[k] * 1000 }' > "$DIR/fleet-blackouts"
+    END { for (k in gap) { printf "%.0f\n", gap[k] * 1000; split(k, x, " "); if (gap[k] > m[x[2]]) m[x[2]] = gap[k] }
+          for (i = 1; i <= n; i++) printf "drill %d: gh-fleet max %.0f ms\n", i, m[i] * 1000 > "/dev/stderr" }' > "$DIR/fleet-blackouts"
   k=$(wc -l < "$DIR/fleet-blackouts")
   r=$(jq '.events | length' <<< "$json")
   fleet_row="$(pcts "$DIR/fleet-blackouts") ($k of $((DRILLS * SESSIONS)) session-drills; $r re-attaches)"
@@ -208,12 +210,13 @@ for fault in $FAULTS; do
   : > "$DIR/oc-blackouts"
   relogins=0
   for k in $(seq "$OC"); do
-    cx "cat /run/ping-$k.txt" | awk -v starts="${starts[*]}" '
+    cx "cat /run/ping-$k.txt" | awk -v k="$k" -v starts="${starts[*]}" '
       BEGIN { n = split(starts, s, " "); s[n + 1] = 1e12 }
       /bytes from/ { t = substr($1, 2, length($1) - 2) + 0
         if (prev) for (i = 1; i <= n; i++) if (t > s[i] && prev < s[i + 1] && t - prev > g[i]) g[i] = t - prev
         prev = t }
-      END { for (i = 1; i <= n; i++) printf "%.0f\n", g[i] * 1000 }' >> "$DIR/oc-blackouts"
+      END { for (i = 1; i <= n; i++) { printf "%.0f\n", g[i] * 1000
+                                       printf "drill %d: openconnect %d gap %.0f ms\n", i, k, g[i] * 1000 > "/dev/stderr" } }' >> "$DIR/oc-blackouts"
     c=$(cx "grep -c ' connect ' /run/oc-$k.events || true")
     relogins=$((relogins + c - 1))
     cx "kill -0 \$(cat /run/oc-$k.pid)" || { say "openconnect $k exited:"; cx "tail -5 /run/oc-$k.log" >&2; lost=$((lost + 1)); }

@@ -124,7 +124,7 @@ fn generate_self_signed(dir: &Path, cert: &Path, key: &Path) -> Result<()> {
 /// Write a secret file readable by its owner only.
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -132,6 +132,10 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("writing {}", path.display()))?;
+    // `mode` applies only when the file is created: an existing file keeps its mode, so set
+    // it on every write (before the secret goes in).
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("making {} private", path.display()))?;
     f.write_all(bytes)?;
     Ok(())
 }
@@ -139,6 +143,19 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn private_files_are_0600_on_every_write() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("k.pem");
+        std::fs::write(&p, "old").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_private(&p, b"secret").unwrap();
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "an existing file is made private too");
+        assert_eq!(std::fs::read(&p).unwrap(), b"secret");
+    }
 
     #[test]
     fn pin_comes_from_the_certificate_whatever_the_key_format() {

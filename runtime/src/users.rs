@@ -48,7 +48,8 @@ pub fn add_user(path: &Path, name: &str, password: &str) -> Result<()> {
     f.user.push(UserEntry { name: name.to_string(), password_hash: hash });
     let text = toml::to_string(&f).context("serializing users")?;
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    // Password hashes: 0600 whatever the umask (and whatever mode a leftover .tmp had).
+    crate::tls::write_private(&tmp, text.as_bytes())?;
     std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
     Ok(())
 }
@@ -85,6 +86,9 @@ mod tests {
         add_user(&p, "alice", "two").unwrap();
         let users = read_users(&p).unwrap();
         assert_eq!(users.len(), 1);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "password hashes are private whatever the umask");
         assert!(users["alice"].starts_with("$argon2id$"));
         assert!(add_user(&p, "a\"b", "x").is_err());
         std::fs::write(&p, "[[user]]\nname = \"bob\"\npassword_hash = \"plain\"\n").unwrap();

@@ -91,6 +91,10 @@ impl AuthParseError {
     }
 }
 
+/// What a text or attribute with a bad entity reference is called (its content never is: it
+/// may be a password).
+const UNDECODABLE: &str = "an undecodable entity or character reference";
+
 fn malformed(e: impl fmt::Display) -> AuthParseError {
     AuthParseError::Malformed(e.to_string())
 }
@@ -148,7 +152,7 @@ fn root_kind(e: &BytesStart<'_>) -> Result<ClientAuthKind, AuthParseError> {
     for attr in e.attributes() {
         let attr = attr.map_err(malformed)?;
         if attr.key.as_ref() == b"type" {
-            ty = attr.unescape_value().map_err(malformed)?.into_owned();
+            ty = attr.unescape_value().map_err(|_| malformed(UNDECODABLE))?.into_owned();
         }
     }
     match ty.as_str() {
@@ -224,7 +228,8 @@ pub fn parse_config_auth(body: &[u8]) -> Result<ClientAuth, AuthParseError> {
                 }
             }
             Event::Text(t) => {
-                let text = t.unescape().map_err(malformed)?;
+                // The unescape error quotes the text (a password, say): never pass it on.
+                let text = t.unescape().map_err(|_| malformed(UNDECODABLE))?;
                 match &mut capture {
                     Some((_, depth, buf)) if *depth == stack.len() => buf.push_str(&text),
                     _ if stack.is_empty() && !text.trim().is_empty() => {

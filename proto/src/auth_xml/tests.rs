@@ -128,6 +128,20 @@ fn rejects_doctype_and_xxe() {
 }
 
 #[test]
+fn a_bad_entity_in_a_password_is_not_quoted_in_the_error() {
+    for body in [
+        "<config-auth type=\"auth-reply\"><auth><password>&hunter2;</password></auth></config-auth>",
+        "<config-auth type=\"auth-reply\"><auth><password>x&#xhunter2;</password></auth></config-auth>",
+        "<config-auth type=\"&hunter2;\"><auth/></config-auth>",
+    ] {
+        let e = parse_config_auth(body.as_bytes()).unwrap_err();
+        assert_eq!(e.reason(), "malformed", "{body}");
+        assert!(!e.to_string().contains("hunter2"), "the error quotes the secret: {e}");
+        assert!(!format!("{e:?}").contains("hunter2"), "the error quotes the secret: {e:?}");
+    }
+}
+
+#[test]
 fn undefined_entity_is_malformed() {
     let body =
         "<config-auth type=\"auth-reply\"><auth><username>&x;</username></auth></config-auth>";

@@ -2,7 +2,6 @@
 //! exposition text served in plain HTTP.
 
 use anyhow::{Context, Result};
-use gatehouse_proto::http;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -19,6 +18,8 @@ pub fn install(buckets: &[(&str, &[f64])]) -> Result<PrometheusHandle> {
     b.install_recorder().context("installing the metrics recorder")
 }
 
+/// Largest request head the endpoint reads.
+const MAX_HEAD: usize = 8 * 1024;
 /// How long a client may take to send its request head.
 const HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -48,34 +49,35 @@ pub async fn serve_on(l: tokio::net::TcpListener, handle: PrometheusHandle) -> R
                 // Closed, too long, broken or too slow: no answer.
                 _ => return,
             }
-            let answer = http::response(
-                200,
-                "OK",
-                &[("Content-Type", "text/plain; version=0.0.4"), ("Connection", "close")],
-                h.render().as_bytes(),
+            let body = h.render();
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
             );
-            let _ = s.write_all(&answer).await;
+            let _ = s.write_all(head.as_bytes()).await;
+            let _ = s.write_all(body.as_bytes()).await;
             let _ = s.shutdown().await;
         });
     }
 }
 
-/// Read a request head to its end (`http::parse_request_head`); false if the peer closed
-/// first or the head is not one (malformed, or over `http::MAX_HEAD_BYTES`).
+/// Read a request head up to its blank line; false if the peer closed first or the head is
+/// over [`MAX_HEAD`].
 async fn read_head(s: &mut tokio::net::TcpStream) -> std::io::Result<bool> {
     let mut head = Vec::with_capacity(256);
     let mut buf = [0u8; 1024];
     loop {
-        match http::parse_request_head(&head) {
-            Ok(Some(_)) => return Ok(true),
-            Ok(None) => {}
-            Err(_) => return Ok(false),
-        }
         let n = s.read(&mut buf).await?;
         if n == 0 {
             return Ok(false);
         }
         head.extend_from_slice(&buf[..n]);
+        if head.windows(4).any(|w| w == b"\r\n\r\n") || head.windows(2).any(|w| w == b"\n\n") {
+            return Ok(true);
+        }
+        if head.len() > MAX_HEAD {
+            return Ok(false);
+        }
     }
 }
 
@@ -107,7 +109,7 @@ mod tests {
         let addr = l.local_addr().unwrap();
         tokio::spawn(serve_on(l, handle));
         let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let _ = c.write_all(&[b'a'; http::MAX_HEAD_BYTES + 2048]).await;
+        let _ = c.write_all(&[b'a'; MAX_HEAD + 2048]).await;
         let mut answer = Vec::new();
         let _ = c.read_to_end(&mut answer).await;
         assert!(answer.is_empty(), "answered a head over the limit");

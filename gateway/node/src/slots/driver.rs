@@ -164,7 +164,8 @@ impl Driver {
                         ),
                         _ => {}
                     }
-                    self.worker.send(Job::Drop { spec, was_live, reason });
+                    let close = reason.slot_gone();
+                    self.worker.send(Job::Drop { spec, was_live, close, why: reason.as_str() });
                 }
                 proposal => self.propose(proposal),
             }

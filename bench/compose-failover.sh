@@ -4,9 +4,11 @@
 # sessions on slot 1's address and re-attaches after every drop, as openconnect does, and OC
 # real openconnect clients hold sessions on the same slot, each pinging the lan host every
 # 10 ms through its own tunnel. Each drill injects FAULT on slot 1's current owner and brings
-# it back. Prints one markdown row per fault: gh-fleet blackout p50 / p99 / max (drill start ->
-# each session re-attached, per session and drill), openconnect blackout p50 / p99 / max (largest gap between ping
-# replies in each drill), sessions before -> after, lost, re-logins, not back.
+# it back. Prints one markdown row per fault: gh-fleet blackout p50 / p99 / max (per session
+# and drill, from the last frame the session heard before its drop to its re-attach; each
+# session probes with a DPD request every PROBE_MS), openconnect blackout p50 / p99 / max
+# (largest gap between ping replies in each drill), sessions before -> after, lost,
+# re-logins, not back.
 #
 #   sudo bash bench/compose-failover.sh                                   # every fault, 20 drills
 #   sudo FAULTS="kill" DRILLS=5 bash bench/compose-failover.sh
@@ -17,7 +19,10 @@
 # then unpause), partition (docker network disconnect from the cluster and public networks
 # for 3 s, then connect again with the same addresses), restart-all (docker-compose restart
 # of every node). Knobs: DRILLS (20), SESSIONS (100), OC (3), PROFILE (release), SETTLE_S (3:
-# pause after the owner is back), KEEP (0; 1 leaves the deployment up). Takes the compose
+# pause after the owner is back), PROBE_MS (20), LEADER_OWNER (0; 1: before each drill, make
+# slot 1's owner the Raft leader too, by restarting the leader until the owner wins an
+# election: the drill then also costs the cluster its leader), KEEP (0; 1 leaves the
+# deployment up). Takes the compose
 # test's machine-wide lock; the deployment (project ghbench, networks 172.29.200-202) is
 # removed at the end, also on error or Ctrl-C.
 set -euo pipefail
@@ -29,6 +34,8 @@ SESSIONS=${SESSIONS:-100}
 OC=${OC:-3}
 PROFILE=${PROFILE:-release}
 SETTLE_S=${SETTLE_S:-3}
+PROBE_MS=${PROBE_MS:-20}
+LEADER_OWNER=${LEADER_OWNER:-0}
 DIR=$(mktemp -d /tmp/ghbench-XXXXXX)
 LOCK=/tmp/gatehouse-e2e-compose.lock
 PROJECT=ghbench
@@ -56,6 +63,17 @@ cx() { docker exec -i "${PROJECT}_client_1" sh -c "$1"; }
 cxd() { docker exec -d "${PROJECT}_client_1" sh -c "$1"; }
 owner() { ctl "gw$1" --json show failover | jq -r '.slots[] | select(.id == 1) | .owner'; }
 ready() { ctl "gw$1" --json show failover >/dev/null 2>&1; }
+leader() { ctl "gw$1" --json show cluster 2>/dev/null | jq -r '.leader // "?"'; }
+# Any node's answer for slot 1's owner, once it has one.
+slot_owner() {
+  local o="" i
+  for _ in $(seq 60); do
+    for i in 1 2 3; do o=$(owner "$i" 2>/dev/null) || o=""; [ -n "$o" ] && [ "$o" != null ] && break; done
+    [ -n "$o" ] && [ "$o" != null ] && { echo "$o"; return; }
+    sleep 0.5
+  done
+  return 1
+}
 sessions() {
   local i; for i in 1 2 3; do
     ctl "gw$i" --json show vpn-sessiondb 2>/dev/null | jq '.sessions | length' && return
@@ -115,7 +133,7 @@ echo "| fault | drills | gh-fleet sessions: blackout p50 / p99 / max ms | openco
 echo "|---|---|---|---|---|---|---|---|"
 for fault in $FAULTS; do
   secs=$((180 + DRILLS * 40))
-  cxd "echo \$\$ > /tmp/fleet.pid; exec gh-fleet $SLOT:443 demo '$PW' $SESSIONS $secs 16 > /tmp/fleet.json 2> /tmp/fleet.err"
+  cxd "echo \$\$ > /tmp/fleet.pid; FLEET_PROBE_MS=$PROBE_MS exec gh-fleet $SLOT:443 demo '$PW' $SESSIONS $secs 16 > /tmp/fleet.json 2> /tmp/fleet.err"
   for _ in $(seq 300); do
     docker cp "$client:/tmp/fleet.err" "$DIR/fleet.err" 2>/dev/null
     grep -q "attached=$SESSIONS " "$DIR/fleet.err" 2>/dev/null && break
@@ -129,15 +147,19 @@ for fault in $FAULTS; do
   before=$(sessions)
   starts=()
   for d in $(seq "$DRILLS"); do
-    o=""
-    for _ in $(seq 60); do
-      for i in 1 2 3; do o=$(owner "$i" 2>/dev/null) || o=""; [ -n "$o" ] && [ "$o" != null ] && break; done
-      [ -n "$o" ] && [ "$o" != null ] && break
-      sleep 0.5
+    o=$(slot_owner) || { say "slot 1 has no owner before $fault drill $d"; exit 1; }
+    leader=$(leader "$o" || echo "?")
+    tries=0
+    while [ "$LEADER_OWNER" = 1 ] && [ "$leader" != "$o" ] && [ "$tries" -lt 12 ]; do
+      # Restart the leader (gracefully: it hands its own slots over) until the owner wins.
+      tries=$((tries + 1))
+      case "$leader" in 1|2|3) docker restart -t 10 "${PROJECT}_gw${leader}_1" >/dev/null ;; *) sleep 1 ;; esac
+      for i in 1 2 3; do for _ in $(seq 60); do ready "$i" && break; sleep 1; done; done
+      sleep 2
+      o=$(slot_owner) || { say "slot 1 has no owner before $fault drill $d"; exit 1; }
+      leader=$(leader "$o" || echo "?")
     done
-    [ -n "$o" ] && [ "$o" != null ] || { say "slot 1 has no owner before $fault drill $d"; exit 1; }
     cid=${PROJECT}_gw${o}_1
-    leader=$(ctl "gw$o" --json show cluster 2>/dev/null | jq -r '.leader // "?"' || echo "?")
     starts+=("$(date +%s.%N)")
     case "$fault" in
       kill) docker kill "$cid" >/dev/null ;;
@@ -190,15 +212,14 @@ for fault in $FAULTS; do
   docker cp "$client:/tmp/fleet.json" "$DIR/fleet.json"
   json=$(cat "$DIR/fleet.json")
   lost=$(jq -r '.lost' <<< "$json"); pending=$(jq -r '.pending' <<< "$json")
-  # Per session and drill, its largest gap: its first re-attach after drill i's start counts
-  # from that start (traffic stopped then, before the drop could be seen), a later one in
-  # the same drill (it moved twice) from its drop.
+  # Per session and drill, its largest gap: from the last frame it heard before a drop (it
+  # probes every PROBE_MS) to its re-attach, the re-attach falling in the drill.
   jq -r '.events[] | "\(.[0]) \(.[1]) \(.[2])"' <<< "$json" | sort -k2,2n | awk -v starts="${starts[*]}" '
     BEGIN { n = split(starts, s, " ") }
     { drop = $1 + 0; t = $2 + 0; id = $3
       for (i = n; i >= 1; i--) if (t >= s[i]) break
       if (i < 1) next
-      k = id " " i; g = (k in seen) ? t - drop : t - s[i]; seen[k] = 1
+      k = id " " i; g = t - drop
       if (g > gap[k]) gap[k] = g }
     END { for (k in gap) { printf "%.0f\n", gap[k] * 1000; split(k, x, " "); if (gap[k] > m[x[2]]) m[x[2]] = gap[k] }
           for (i = 1; i <= n; i++) printf "drill %d: gh-fleet max %.0f ms\n", i, m[i] * 1000 > "/dev/stderr" }' > "$DIR/fleet-blackouts"

@@ -27,6 +27,11 @@ impl Clock {
         tokio::time::Instant::from_std(self.start + std::time::Duration::from_millis(t.0))
     }
 
+    /// The monotonic reading of an earlier `Instant` (one before this clock was made reads 0).
+    pub fn mono_of(&self, t: Instant) -> MonoMillis {
+        MonoMillis(t.saturating_duration_since(self.start).as_millis() as u64)
+    }
+
     /// Wall-clock milliseconds since the Unix epoch.
     pub fn unix(&self) -> UnixMillis {
         UnixMillis(

@@ -52,6 +52,11 @@ pub struct Slot {
     pub renewed_at: UnixMillis,
     /// The node that released the slot gracefully (not to be handed back to it).
     pub released_by: Option<u64>,
+    /// The Raft log index of the entry that last moved [`Self::lease_counter`] (0: not
+    /// known). A node judges the lease from when that entry *arrived* in its log, not from
+    /// when it applied: after a leader's death the two are an election apart.
+    #[serde(default)]
+    pub lease_index: u64,
 }
 
 impl Slot {
@@ -119,8 +124,14 @@ pub struct SlotTable {
 }
 
 impl SlotTable {
-    /// Apply a slot command at `at`; returns the slot's epoch afterwards.
-    pub fn apply(&mut self, at: UnixMillis, cmd: &SlotCommand) -> Result<u64, SlotRefusal> {
+    /// Apply a slot command at `at`, carried by the log entry at `index`; returns the slot's
+    /// epoch afterwards.
+    pub fn apply(
+        &mut self,
+        at: UnixMillis,
+        index: u64,
+        cmd: &SlotCommand,
+    ) -> Result<u64, SlotRefusal> {
         match cmd {
             SlotCommand::Define { spec } => {
                 let s = self.slots.entry(spec.id).or_insert_with(|| Slot {
@@ -130,6 +141,7 @@ impl SlotTable {
                     renewals: 0,
                     renewed_at: UnixMillis(0),
                     released_by: None,
+                    lease_index: index,
                 });
                 s.spec = spec.clone();
                 Ok(s.epoch)
@@ -141,6 +153,7 @@ impl SlotTable {
                 }
                 s.renewals += 1;
                 s.renewed_at = s.renewed_at.max(at);
+                s.lease_index = index;
                 Ok(s.epoch)
             }
             SlotCommand::Assign { slot, node, from_epoch, seen_renewals } => {
@@ -155,6 +168,7 @@ impl SlotTable {
                 s.epoch += 1;
                 s.renewals = 0;
                 s.renewed_at = s.renewed_at.max(at);
+                s.lease_index = index;
                 if s.released_by == Some(*node) {
                     s.released_by = None;
                 }

@@ -89,6 +89,12 @@ pub struct ClusterView {
     pub is_leader: bool,
     /// The members as the replicated state has them.
     pub members: Vec<Member>,
+    /// When the log entry that last moved each slot's lease counter arrived in this node's
+    /// log ([`Slot::lease_index`]), where known. A slot's silence counts from there rather
+    /// than from the apply: entries a dead leader had replicated but not marked committed
+    /// apply only after the next election, and a lease renewed for the last time just before
+    /// its owner died with that leader would otherwise run a second time from the election.
+    pub lease_heard: BTreeMap<u32, MonoMillis>,
 }
 
 /// This node's view of a slot it owns.
@@ -174,7 +180,10 @@ impl SlotAgent {
         }
         self.seen_table = true;
         for slot in table.iter() {
-            self.slot_silence.observe(slot.spec.id, slot.lease_counter(), now.mono);
+            let id = slot.spec.id;
+            // Never later than now: a renewal cannot have arrived after it applied.
+            let heard = cluster.lease_heard.get(&id).map_or(now.mono, |t| (*t).min(now.mono));
+            self.slot_silence.observe(id, slot.lease_counter(), heard);
         }
         observe_members(&mut self.member_silence, &cluster.members, now.mono);
         self.cluster = cluster;

@@ -29,10 +29,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod arrivals;
 mod log_store;
 mod session_db;
 mod state_machine;
 
+pub use arrivals::Arrivals;
 pub use log_store::SledLogStore;
 pub use state_machine::{SharedState, SledSnapshotBuilder, SledStateMachine};
 
@@ -57,8 +59,9 @@ pub trait ReplicatedState:
         + Send
         + Sync
         + 'static;
-    /// Apply one committed command. Must be deterministic: every replica computes the same state.
-    fn apply(&mut self, cmd: &Self::Command) -> Self::Outcome;
+    /// Apply one committed command, carried by the log entry at `index`. Must be
+    /// deterministic: every replica computes the same state (the index is the same on all).
+    fn apply(&mut self, index: u64, cmd: &Self::Command) -> Self::Outcome;
 }
 
 /// The application data carried by a Raft log entry: one command of the replicated state.

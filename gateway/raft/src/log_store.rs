@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::StoreError;
+use crate::{Arrivals, StoreError};
 
 const LOGS_TREE: &str = "logs";
 const META_TREE: &str = "meta";
@@ -33,6 +33,8 @@ pub struct SledLogStore<C> {
     meta: sled::Tree,
     /// Bytes of the entries in the log (encoded), shared with `log_bytes()` handles.
     bytes: Arc<AtomicU64>,
+    /// When recent entries arrived, shared with `arrivals()` handles.
+    arrivals: Arrivals,
     _config: PhantomData<fn() -> C>,
 }
 
@@ -43,6 +45,7 @@ impl<C> Clone for SledLogStore<C> {
             logs: self.logs.clone(),
             meta: self.meta.clone(),
             bytes: self.bytes.clone(),
+            arrivals: self.arrivals.clone(),
             _config: PhantomData,
         }
     }
@@ -54,6 +57,11 @@ impl<C> SledLogStore<C> {
     /// entry may carry many commands.
     pub fn log_bytes(&self) -> Arc<AtomicU64> {
         self.bytes.clone()
+    }
+
+    /// When each recent entry arrived in this log (see [`Arrivals`]).
+    pub fn arrivals(&self) -> Arrivals {
+        self.arrivals.clone()
     }
 }
 
@@ -73,6 +81,7 @@ impl<C: RaftTypeConfig> SledLogStore<C> {
             logs: db.open_tree(LOGS_TREE)?,
             meta: db.open_tree(META_TREE)?,
             bytes: Arc::new(AtomicU64::new(0)),
+            arrivals: Arrivals::default(),
             _config: PhantomData,
         };
         // purge() records the purged id before deleting; finish a deletion a crash interrupted.
@@ -215,11 +224,14 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for SledLogStore<C> {
         I: IntoIterator<Item = C::Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        let arrived = std::time::Instant::now();
         // One batch: sled applies it atomically, so a crash never leaves a hole inside it.
         let mut batch = sled::Batch::default();
         let mut added = 0u64;
+        let mut indexes = Vec::new();
         for entry in entries {
             let log_id = entry.get_log_id();
+            indexes.push(log_id.index);
             let bytes = serde_json::to_vec(&entry)
                 .map_err(|e| StorageIOError::write_log_entry(log_id.clone(), &e))?;
             added += bytes.len() as u64;
@@ -227,6 +239,7 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for SledLogStore<C> {
         }
         self.logs.apply_batch(batch).map_err(|e| StorageIOError::write_logs(&e))?;
         self.bytes.fetch_add(added, Ordering::Relaxed);
+        self.arrivals.record(indexes, arrived);
         // Acknowledge only what is on disk.
         match self.flush().await {
             Ok(()) => {
@@ -243,6 +256,7 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for SledLogStore<C> {
     async fn truncate(&mut self, log_id: LogId<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
         tracing::debug!(%log_id, "truncating raft log");
         self.remove_range(index_key(log_id.index)..).map_err(|e| StorageIOError::write_logs(&e))?;
+        self.arrivals.truncate(log_id.index);
         self.flush().await.map_err(|e| StorageIOError::write_logs(&e))?;
         Ok(())
     }
@@ -255,6 +269,7 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for SledLogStore<C> {
         self.meta.insert(KEY_LAST_PURGED, bytes).map_err(|e| StorageIOError::write_logs(&e))?;
         self.remove_range(..=index_key(log_id.index))
             .map_err(|e| StorageIOError::write_logs(&e))?;
+        self.arrivals.purge(log_id.index);
         self.flush().await.map_err(|e| StorageIOError::write_logs(&e))?;
         Ok(())
     }

@@ -9,7 +9,7 @@ use gatehouse_core::{Command, Outcome, SessionDb};
 impl ReplicatedState for SessionDb {
     type Command = Vec<Command>;
     type Outcome = Vec<Outcome>;
-    fn apply(&mut self, cmds: &Vec<Command>) -> Vec<Outcome> {
-        cmds.iter().map(|c| SessionDb::apply(self, c)).collect()
+    fn apply(&mut self, index: u64, cmds: &Vec<Command>) -> Vec<Outcome> {
+        cmds.iter().map(|c| self.apply_entry(index, c)).collect()
     }
 }

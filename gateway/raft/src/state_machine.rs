@@ -196,7 +196,7 @@ impl<S: ReplicatedState> RaftStateMachine<TypeConfig<S>> for SledStateMachine<S>
             self.last_applied = Some(entry.log_id);
             let outcome = match entry.payload {
                 EntryPayload::Blank => S::Outcome::default(),
-                EntryPayload::Normal(request) => state.apply(&request.0),
+                EntryPayload::Normal(request) => state.apply(entry.log_id.index, &request.0),
                 EntryPayload::Membership(membership) => {
                     self.last_membership = StoredMembership::new(Some(entry.log_id), membership);
                     S::Outcome::default()

@@ -27,8 +27,8 @@ struct Replicated(SessionDb);
 impl ReplicatedState for Replicated {
     type Command = Command;
     type Outcome = Outcome;
-    fn apply(&mut self, cmd: &Command) -> Outcome {
-        self.0.apply(cmd)
+    fn apply(&mut self, index: u64, cmd: &Command) -> Outcome {
+        self.0.apply_entry(index, cmd)
     }
 }
 

@@ -20,6 +20,11 @@
 //! `gaps_ms` holds every drop→reattach gap (client side: from the moment the drop was seen);
 //! `events` the same pairs as Unix epoch seconds with the session's number (0..N), so a caller can measure from its own event
 //! (e.g. the start of a kill drill). `pending` counts drops still not re-attached at the end.
+//!
+//! With `FLEET_PROBE_MS=P` every held tunnel also sends a DPD request every P ms, and a drop
+//! counts from the last frame heard from the gateway instead of from the moment it was seen:
+//! the gap is then the blackout as the client lived it (like the largest gap in a ping every
+//! P ms), whether the tunnel died with a reset or went silent.
 //! While it runs, a progress line `fleet: logged_in=K attached=A drops=D lost=L` goes to
 //! stderr whenever a figure changed (at most every 100 ms).
 #![allow(clippy::print_stdout)]
@@ -74,6 +79,8 @@ struct Fleet {
     /// (gap ms, drop epoch s, reattach epoch s, session number)
     gaps: Mutex<Vec<(f64, f64, f64, usize)>>,
     logout: bool,
+    /// Send a DPD request this often on every held tunnel (`FLEET_PROBE_MS`).
+    probe: Option<Duration>,
 }
 
 async fn tls(f: &Fleet) -> Result<Tls> {
@@ -173,12 +180,25 @@ enum Held {
     Dropped,
 }
 
-/// Hold one tunnel: answer DPD, send keepalives, until it drops or the fleet stops.
-async fn hold(s: &mut Tls, stop: &mut watch::Receiver<bool>) -> Held {
+/// When a tunnel last heard from the gateway: a monotonic instant and the Unix epoch.
+type Heard = (Instant, f64);
+
+/// Hold one tunnel: answer DPD, send keepalives (and probes), until it drops or the fleet
+/// stops. `heard` is kept at the last frame received.
+async fn hold(
+    s: &mut Tls,
+    stop: &mut watch::Receiver<bool>,
+    probe: Option<Duration>,
+    heard: &mut Heard,
+) -> Held {
     let mut buf: Vec<u8> = Vec::with_capacity(256);
     let mut b = [0u8; 2048];
     let mut ka = tokio::time::interval(KEEPALIVE);
     ka.tick().await;
+    // Without probing the timer is there but never fires.
+    let mut pr = tokio::time::interval(probe.unwrap_or(Duration::from_secs(86_400)));
+    pr.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    pr.tick().await;
     loop {
         if *stop.borrow() {
             return Held::Stop;
@@ -197,6 +217,7 @@ async fn hold(s: &mut Tls, stop: &mut watch::Receiver<bool>) -> Held {
                         Err(_) => return Held::Dropped,
                     };
                     buf.drain(..used);
+                    *heard = (clock::now(), clock::epoch_secs());
                     match kind {
                         FrameType::DpdReq
                             if s.write_all(&frame(FrameType::DpdResp, &payload)).await.is_err()
@@ -210,6 +231,13 @@ async fn hold(s: &mut Tls, stop: &mut watch::Receiver<bool>) -> Held {
                 }
                 if buf.capacity() > 64 * 1024 && buf.is_empty() {
                     buf = Vec::with_capacity(256);
+                }
+            }
+            _ = pr.tick(), if probe.is_some() => {
+                if s.write_all(&frame(FrameType::DpdReq, &[])).await.is_err()
+                    || s.flush().await.is_err()
+                {
+                    return Held::Dropped;
                 }
             }
             _ = ka.tick() => {
@@ -272,8 +300,9 @@ async fn session(
     };
     drop(permit);
     f.attached.fetch_add(1, Ordering::Relaxed);
+    let mut heard: Heard = (clock::now(), clock::epoch_secs());
     loop {
-        match hold(&mut stream, &mut stop).await {
+        match hold(&mut stream, &mut stop, f.probe, &mut heard).await {
             Held::Stop => {
                 if f.logout {
                     let bye = frame(
@@ -291,7 +320,9 @@ async fn session(
             }
             Held::Dropped => {}
         }
-        let (t_drop, e_drop) = (clock::now(), clock::epoch_secs());
+        // Probing: the blackout began when the gateway was last heard.
+        let (t_drop, e_drop) =
+            if f.probe.is_some() { heard } else { (clock::now(), clock::epoch_secs()) };
         f.attached.fetch_sub(1, Ordering::Relaxed);
         f.drops.fetch_add(1, Ordering::Relaxed);
         drop(stream);
@@ -333,6 +364,7 @@ async fn session(
         if let Ok(mut g) = f.gaps.lock() {
             g.push((gap_ms, e_drop, clock::epoch_secs(), id));
         }
+        heard = (clock::now(), clock::epoch_secs());
         f.attached.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -370,6 +402,13 @@ async fn main() -> Result<()> {
         pending: AtomicUsize::new(0),
         gaps: Mutex::new(Vec::new()),
         logout: std::env::var("FLEET_LOGOUT").map_or(true, |v| v != "0"),
+        probe: match std::env::var("FLEET_PROBE_MS") {
+            Ok(v) => {
+                let ms: u64 = v.parse().context("FLEET_PROBE_MS: milliseconds")?;
+                (ms > 0).then(|| Duration::from_millis(ms))
+            }
+            Err(_) => None,
+        },
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let gate = Arc::new(Semaphore::new(conc.max(1)));

@@ -125,6 +125,12 @@ impl SessionDb {
 
     /// Apply one committed command. Pure and deterministic.
     pub fn apply(&mut self, cmd: &Command) -> Outcome {
+        self.apply_entry(0, cmd)
+    }
+
+    /// Apply one committed command, carried by the Raft log entry at `index` (a slot keeps
+    /// the index of the entry that last moved its lease: [`crate::Slot::lease_index`]).
+    pub fn apply_entry(&mut self, index: u64, cmd: &Command) -> Outcome {
         self.newest_stamp = self.newest_stamp.max(cmd.at());
         match cmd {
             Command::Login(c) => self.login(c).into(),
@@ -142,7 +148,7 @@ impl SessionDb {
                 Ok(detached) => Outcome::NodeDown { detached },
                 Err(r) => Outcome::Rejected(r),
             },
-            Command::Slot(c) => match self.slots.apply(c.at, &c.cmd) {
+            Command::Slot(c) => match self.slots.apply(c.at, index, &c.cmd) {
                 Ok(epoch) => Outcome::Slot { epoch },
                 Err(r) => Outcome::Rejected(Rejection::Slot(r)),
             },

@@ -55,17 +55,17 @@ pub(crate) fn member(id: u64, heartbeats: u64) -> Member {
 }
 
 pub(crate) fn follower() -> ClusterView {
-    ClusterView { is_leader: false, members: Vec::new() }
+    ClusterView { is_leader: false, ..ClusterView::default() }
 }
 
 pub(crate) fn leader(members: Vec<Member>) -> ClusterView {
-    ClusterView { is_leader: true, members }
+    ClusterView { is_leader: true, members, ..ClusterView::default() }
 }
 
 pub(crate) fn defined(specs: &[SlotSpec]) -> SlotTable {
     let mut t = SlotTable::default();
     for s in specs {
-        t.apply(wall(0), &SlotCommand::Define { spec: s.clone() }).unwrap();
+        t.apply(wall(0), 0, &SlotCommand::Define { spec: s.clone() }).unwrap();
     }
     t
 }
@@ -73,13 +73,14 @@ pub(crate) fn defined(specs: &[SlotSpec]) -> SlotTable {
 pub(crate) fn assign(t: &mut SlotTable, now_ms: u64, slot: u32, node: u64) {
     let s = t.get(slot).unwrap();
     let (from_epoch, seen_renewals) = (s.epoch, s.renewals);
-    t.apply(wall(now_ms), &SlotCommand::Assign { slot, node, from_epoch, seen_renewals }).unwrap();
+    t.apply(wall(now_ms), 0, &SlotCommand::Assign { slot, node, from_epoch, seen_renewals })
+        .unwrap();
 }
 
 pub(crate) fn renew(t: &mut SlotTable, now_ms: u64, slot: u32) {
     let s = t.get(slot).unwrap();
     let (node, epoch) = (s.owner.unwrap(), s.epoch);
-    t.apply(wall(now_ms), &SlotCommand::Renew { slot, node, epoch }).unwrap();
+    t.apply(wall(now_ms), 0, &SlotCommand::Renew { slot, node, epoch }).unwrap();
 }
 
 pub(crate) fn drain(a: &mut SlotAgent) -> Vec<SlotAction> {

@@ -38,6 +38,47 @@ fn leader_assigns_a_lapsed_slot_one_millisecond_after_its_renewals_stop_moving()
 }
 
 #[test]
+fn a_renewal_applied_after_an_election_counts_from_its_arrival() {
+    // The owner (also the Raft leader) renewed at 0, its entry reached this follower at 20,
+    // and then it died before the follower learnt the entry was committed. The follower wins
+    // the election at 450 and applies the entry then: the lease still ends 600 after the
+    // entry arrived, not 600 after the election.
+    let specs = [spec(1, 1, 2)];
+    let mut t = defined(&specs);
+    assign(&mut t, 0, 1, 1);
+    let mut a = agent(2, &specs);
+    let members = vec![member(1, 1), member(2, 1)];
+    a.handle_table(at(0), &t, follower());
+    renew(&mut t, 0, 1);
+    let mut view = leader(members);
+    view.lease_heard.insert(1, MonoMillis(20));
+    a.handle_table(at(450), &t, view);
+    let acts = run_until(&mut a, 620);
+    assert!(acts.is_empty(), "{acts:?}");
+    assert_eq!(a.poll_timeout(), Some((MonoMillis(621), "lease end")));
+    let acts = run_until(&mut a, 621);
+    assert!(
+        matches!(acts[..], [(621, SlotAction::ProposeAssign { node: 2, seen_renewals: 1, .. })]),
+        "{acts:?}"
+    );
+}
+
+#[test]
+fn an_arrival_is_never_taken_as_later_than_the_apply() {
+    let specs = [spec(1, 1, 2)];
+    let mut t = defined(&specs);
+    assign(&mut t, 0, 1, 1);
+    renew(&mut t, 0, 1);
+    let mut a = agent(2, &specs);
+    let mut view = leader(vec![member(1, 1), member(2, 1)]);
+    view.lease_heard.insert(1, MonoMillis(5_000));
+    a.handle_table(at(100), &t, view);
+    let acts = run_until(&mut a, 700);
+    assert!(acts.is_empty(), "{acts:?}");
+    assert!(matches!(run_until(&mut a, 701)[..], [(701, SlotAction::ProposeAssign { .. })]));
+}
+
+#[test]
 fn a_fresh_owner_gets_two_leases_to_renew_for_the_first_time() {
     let specs = [spec(1, 1, 2)];
     let mut t = defined(&specs);
@@ -73,7 +114,7 @@ fn released_slot_is_not_handed_back_to_the_node_that_released_it() {
     let specs = [spec(1, 1, 2)];
     let mut t = defined(&specs);
     assign(&mut t, 0, 1, 1);
-    t.apply(wall(10), &SlotCommand::Release { slot: 1, node: 1, epoch: 1 }).unwrap();
+    t.apply(wall(10), 0, &SlotCommand::Release { slot: 1, node: 1, epoch: 1 }).unwrap();
     let mut standby_down = member(2, 1);
     standby_down.down_since = Some(wall(0));
     // The standby when it is healthy, else the least-loaded healthy node other than 1.

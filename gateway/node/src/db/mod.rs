@@ -104,6 +104,8 @@ pub struct SessionStore {
     node_id: u64,
     clock: crate::clock::Clock,
     time: time::Timekeeper,
+    /// When recent log entries arrived here.
+    arrivals: gatehouse_raft::Arrivals,
 }
 
 /// A write waiting for its batch.
@@ -134,6 +136,7 @@ impl SessionStore {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let (log, sm) = gatehouse_raft::open::<SessionDb>(&dir)?;
         let log_bytes = log.log_bytes();
+        let arrivals = log.arrivals();
         let state = sm.shared();
         let applied = sm.applied_watch();
         let config = Config {
@@ -181,7 +184,13 @@ impl SessionStore {
         let committer = Committer { raft, applied, network, write_timeout };
         let (batches, rx) = mpsc::unbounded_channel();
         tokio::spawn(run_batcher(committer.clone(), rx));
-        Ok(SessionStore { state, committer, batches, node_id, clock, time })
+        Ok(SessionStore { state, committer, batches, node_id, clock, time, arrivals })
+    }
+
+    /// When the log entry at `index` arrived in this node's log, if it arrived while this
+    /// process ran and is recent (see [`gatehouse_raft::Arrivals`]).
+    pub fn arrived(&self, index: u64) -> Option<std::time::Instant> {
+        self.arrivals.at(index)
     }
 
     /// Wait until a leader is known.

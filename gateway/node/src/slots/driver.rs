@@ -118,7 +118,16 @@ impl Driver {
         let now = now(&self.node);
         let is_leader = self.node.db.is_leader();
         self.node.db.read(|db| {
-            let cluster = ClusterView { is_leader, members: db.members().cloned().collect() };
+            let lease_heard = db
+                .slots()
+                .iter()
+                .filter_map(|s| {
+                    let t = self.node.db.arrived(s.lease_index)?;
+                    Some((s.spec.id, self.node.clock.mono_of(t)))
+                })
+                .collect();
+            let members = db.members().cloned().collect();
+            let cluster = ClusterView { is_leader, members, lease_heard };
             agent.handle_table(now, db.slots(), cluster);
         });
     }

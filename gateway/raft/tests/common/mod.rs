@@ -32,7 +32,7 @@ impl ReplicatedState for Counters {
     type Command = CounterCmd;
     type Outcome = CounterOutcome;
 
-    fn apply(&mut self, cmd: &CounterCmd) -> CounterOutcome {
+    fn apply(&mut self, _index: u64, cmd: &CounterCmd) -> CounterOutcome {
         match cmd {
             CounterCmd::Add { name, by } => {
                 let v = self.values.entry(name.clone()).or_default();

@@ -7,18 +7,41 @@
 //! than the proposal, not from the apply, which may be an election later.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
+
+/// The clock arrivals are read from (the crate reads none itself, STYLE.md).
+type ArrivalClock = Box<dyn Fn() -> Instant + Send + Sync>;
 
 /// How many arrivals are kept. Entries apply within milliseconds of arriving while a leader
 /// lives; this covers minutes of log at the cluster's usual rate.
 const KEEP: usize = 16_384;
 
-/// Arrival instants by log index, shared between the log store and its readers.
-#[derive(Debug, Clone, Default)]
-pub struct Arrivals(Arc<Mutex<BTreeMap<u64, Instant>>>);
+/// Arrival instants by log index, shared between the log store and its readers. Nothing is
+/// recorded until a clock is given ([`crate::SledLogStore::track_arrivals`]).
+#[derive(Clone, Default)]
+pub struct Arrivals {
+    seen: Arc<Mutex<BTreeMap<u64, Instant>>>,
+    clock: Arc<OnceLock<ArrivalClock>>,
+}
+
+impl std::fmt::Debug for Arrivals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Arrivals").field("kept", &self.lock().len()).finish()
+    }
+}
 
 impl Arrivals {
+    /// Read arrivals from `clock` from now on (the first clock given stays).
+    pub(crate) fn set_clock(&self, clock: ArrivalClock) {
+        let _ = self.clock.set(clock);
+    }
+
+    /// The arrival clock's reading, if it has one.
+    pub(crate) fn now(&self) -> Option<Instant> {
+        self.clock.get().map(|c| c())
+    }
+
     /// When the entry at `index` arrived in this node's log, if it arrived while this process
     /// ran and is among the newest kept (a restart, a snapshot or a long lag forget it).
     pub fn at(&self, index: u64) -> Option<Instant> {
@@ -49,7 +72,7 @@ impl Arrivals {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Instant>> {
         // The map stays consistent whatever a panicking holder did: every update is one call.
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -58,10 +81,24 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    #[allow(clippy::disallowed_methods)] // any instant will do: the tests compare what they stored
+    fn t0() -> Instant {
+        Instant::now()
+    }
+
+    #[test]
+    fn no_clock_no_reading() {
+        let a = Arrivals::default();
+        assert_eq!(a.now(), None);
+        let t = t0();
+        a.set_clock(Box::new(move || t));
+        assert_eq!(a.now(), Some(t));
+    }
+
     #[test]
     fn records_replaces_truncates_and_purges() {
         let a = Arrivals::default();
-        let t0 = Instant::now();
+        let t0 = t0();
         let t1 = t0 + Duration::from_millis(5);
         a.record(1..=4, t0);
         assert_eq!(a.at(3), Some(t0));
@@ -76,7 +113,7 @@ mod tests {
     #[test]
     fn keeps_only_the_newest() {
         let a = Arrivals::default();
-        let t = Instant::now();
+        let t = t0();
         a.record(0..(KEEP as u64 + 10), t);
         assert_eq!(a.at(9), None);
         assert_eq!(a.at(10), Some(t));

@@ -59,8 +59,13 @@ impl<C> SledLogStore<C> {
         self.bytes.clone()
     }
 
-    /// When each recent entry arrived in this log (see [`Arrivals`]).
-    pub fn arrivals(&self) -> Arrivals {
+    /// Note when each entry arrives in this log, read from `clock` (see [`Arrivals`]); the
+    /// handle answers for the recent ones.
+    pub fn track_arrivals(
+        &self,
+        clock: impl Fn() -> std::time::Instant + Send + Sync + 'static,
+    ) -> Arrivals {
+        self.arrivals.set_clock(Box::new(clock));
         self.arrivals.clone()
     }
 }
@@ -224,7 +229,7 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for SledLogStore<C> {
         I: IntoIterator<Item = C::Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let arrived = std::time::Instant::now();
+        let arrived = self.arrivals.now();
         // One batch: sled applies it atomically, so a crash never leaves a hole inside it.
         let mut batch = sled::Batch::default();
         let mut added = 0u64;
@@ -239,7 +244,9 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for SledLogStore<C> {
         }
         self.logs.apply_batch(batch).map_err(|e| StorageIOError::write_logs(&e))?;
         self.bytes.fetch_add(added, Ordering::Relaxed);
-        self.arrivals.record(indexes, arrived);
+        if let Some(at) = arrived {
+            self.arrivals.record(indexes, at);
+        }
         // Acknowledge only what is on disk.
         match self.flush().await {
             Ok(()) => {

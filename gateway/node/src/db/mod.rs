@@ -136,7 +136,8 @@ impl SessionStore {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let (log, sm) = gatehouse_raft::open::<SessionDb>(&dir)?;
         let log_bytes = log.log_bytes();
-        let arrivals = log.arrivals();
+        let clock = crate::clock::Clock::new();
+        let arrivals = log.track_arrivals(move || clock.instant_now());
         let state = sm.shared();
         let applied = sm.applied_watch();
         let config = Config {
@@ -157,7 +158,6 @@ impl SessionStore {
         let raft = openraft::Raft::new(node_id, config, network.clone(), log, sm)
             .await
             .context("starting raft")?;
-        let clock = crate::clock::Clock::new();
         let replayed_up_to = raft.metrics().borrow().last_log_index.unwrap_or(0);
         let time = time::Timekeeper::new(replayed_up_to, state.clone(), applied.clone(), clock);
         tokio::spawn(time.clone().run());

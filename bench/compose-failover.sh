@@ -28,6 +28,8 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
+# shellcheck source=deploy/faults.sh
+. "$REPO/deploy/faults.sh"
 FAULTS=${FAULTS:-kill stop pause partition restart-all}
 DRILLS=${DRILLS:-20}
 SESSIONS=${SESSIONS:-100}
@@ -165,15 +167,7 @@ for fault in $FAULTS; do
       kill) docker kill "$cid" >/dev/null ;;
       stop) docker stop "$cid" >/dev/null ;;
       pause) docker pause "$cid" >/dev/null; sleep 3; docker unpause "$cid" >/dev/null ;;
-      partition)
-        declare -A ips
-        for net in cluster public; do
-          ips[$net]=$(docker inspect -f "{{(index .NetworkSettings.Networks \"${PROJECT}_${net}\").IPAddress}}" "$cid")
-          docker network disconnect "${PROJECT}_${net}" "$cid"
-        done
-        sleep 3
-        for net in cluster public; do docker network connect --ip "${ips[$net]}" "${PROJECT}_${net}" "$cid"; done
-        ;;
+      partition) partition "$PROJECT" "$cid" 3 ;;
       restart-all) "${C[@]}" restart gw1 gw2 gw3 >/dev/null 2>&1 ;;
       *) echo "compose-failover.sh: unknown fault $fault" >&2; exit 2 ;;
     esac

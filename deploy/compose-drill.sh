@@ -18,6 +18,8 @@
 # container (docs/deploy.md), jq. Exit 1 if a session was lost or logged in again.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=deploy/faults.sh
+. "$HERE/faults.sh"
 OPTS=()
 while [ $# -gt 1 ]; do OPTS+=("$1"); shift; done
 FAULT=${1:-}
@@ -62,15 +64,7 @@ case "$FAULT" in
   kill) docker kill "$cid" >/dev/null; sleep "$PAUSE_S"; docker start "$cid" >/dev/null ;;
   stop) docker stop "$cid" >/dev/null; docker start "$cid" >/dev/null ;;
   pause) docker pause "$cid" >/dev/null; sleep "$PAUSE_S"; docker unpause "$cid" >/dev/null ;;
-  partition)
-    declare -A ips
-    for net in cluster public; do
-      ips[$net]=$(docker inspect -f "{{(index .NetworkSettings.Networks \"${PROJECT}_${net}\").IPAddress}}" "$cid")
-      docker network disconnect "${PROJECT}_${net}" "$cid"
-    done
-    sleep "$PAUSE_S"
-    for net in cluster public; do docker network connect --ip "${ips[$net]}" "${PROJECT}_${net}" "$cid"; done
-    ;;
+  partition) partition "$PROJECT" "$cid" "$PAUSE_S" ;;
   restart-all)
     mapfile -t gws < <(jq -r '.slots[].id' <<< "$failover" | sed 's/^/gw/')
     "${C[@]}" restart "${gws[@]}" >/dev/null 2>&1

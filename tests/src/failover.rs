@@ -32,8 +32,8 @@ pub fn wait_holder(topo: &ClusterTopology, slot: usize, node: usize, dead: &[usi
 /// TCP connections (every state but LISTEN) with the local address `ip` in node `i`'s
 /// namespace, as `ss` lists them.
 pub fn connections_on(topo: &ClusterTopology, i: usize, ip: std::net::Ipv4Addr) -> Vec<String> {
-    let out = std::process::Command::new("ip")
-        .args(["netns", "exec", &topo.node_ns(i), "ss", "-Htan", "src", &ip.to_string()])
+    let out = topo
+        .exec(&topo.node_ns(i), &["ss", "-Htan", "src", &ip.to_string()])
         .output()
         .expect("ss in a node's namespace");
     String::from_utf8_lossy(&out.stdout)

@@ -14,7 +14,6 @@ use gatehouse_tests::failover::wait_holder;
 use gatehouse_tests::gatehouse::{metric_sum, metrics_in};
 use gatehouse_tests::{cargo_bin, require_root};
 use std::path::Path;
-use std::process::Command;
 
 /// `gh-cluster-call` from namespace `ns` with the certificate in `dir` to node `target`.
 fn call(
@@ -25,8 +24,8 @@ fn call(
     what: &str,
     as_node: usize,
 ) -> String {
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns])
+    let out = topo
+        .exec(ns, &[])
         .arg(cargo_bin("gh-cluster-call"))
         .arg(dir.join("ca.pem"))
         .arg(dir.join("cluster.pem"))

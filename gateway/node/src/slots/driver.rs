@@ -173,8 +173,7 @@ impl Driver {
                         ),
                         _ => {}
                     }
-                    let close = reason.slot_gone();
-                    self.worker.send(Job::Drop { spec, was_live, close, why: reason.as_str() });
+                    self.worker.send(Job::Drop { spec, was_live, reason });
                 }
                 proposal => self.propose(proposal),
             }

@@ -14,6 +14,7 @@ use crate::kernel::fence::{self, Fence, FenceError};
 use crate::kernel::garp::ArpSocket;
 use crate::kernel::rtnl::{Link, Rtnl};
 use crate::kernel::sockdiag;
+use gatehouse_core::slot_agent::DropReason;
 use gatehouse_core::{MonoMillis, SlotSpec};
 use std::net::Ipv4Addr;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -35,9 +36,9 @@ pub(super) enum Job {
     /// A renewal committed: the slot's addresses stay live until `fence_at`.
     Extend { spec: SlotSpec, fence_at: MonoMillis },
     /// Fence the slot's addresses and remove them; unless they were live, only if the host
-    /// has them. With `close`, also close every connection left on them (silently: the
-    /// fence drops the RSTs), as a node that lost the slot for good does.
-    Drop { spec: SlotSpec, was_live: bool, close: bool, why: &'static str },
+    /// has them. When the slot is gone for good ([`DropReason::slot_gone`]), also close every
+    /// connection left on them (silently: the fence drops the RSTs).
+    Drop { spec: SlotSpec, was_live: bool, reason: DropReason },
     /// Drill crash: exit at once, as a crashing process does; the fence does the rest.
     Crash,
     /// Answer once every earlier job is done.
@@ -110,20 +111,13 @@ const TICKLE_ROUNDS: u8 = 3;
 const ANNOUNCE_AGAIN: &[Duration] =
     &[Duration::from_millis(200), Duration::from_millis(1100), Duration::from_millis(2200)];
 
-/// Close every connection left on the slot's addresses (the fence drops their RSTs, so the
-/// clients hear only the new owner's tickle).
-fn close_connections(spec: &SlotSpec) {
-    match sockdiag::destroy_local(&addrs(spec)) {
+/// Close every connection left on `addrs` (the fence drops their RSTs, so the clients hear
+/// only the new owner's tickle); `whose` says whose addresses they are, for the log.
+fn close_connections(addrs: &[Ipv4Addr], whose: &str) {
+    match sockdiag::destroy_local(addrs) {
         Ok(0) => {}
-        Ok(n) => tracing::info!(
-            slot = spec.id,
-            sockets = n,
-            "closed the connections left on the slot's addresses"
-        ),
-        Err(e) => tracing::warn!(
-            slot = spec.id,
-            "cannot close the connections left on the slot's addresses: {e}"
-        ),
+        Ok(n) => tracing::info!(sockets = n, "closed the connections left on {whose}"),
+        Err(e) => tracing::warn!("cannot close the connections left on {whose}: {e}"),
     }
 }
 
@@ -196,14 +190,7 @@ impl State {
         // Connections a previous run left on the slot addresses (a crash leaves them
         // retransmitting a FIN the fence drops) would swallow the tickles of clients that
         // reuse their ports.
-        match sockdiag::destroy_local(&all) {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                sockets = n,
-                "closed connections a previous run left on slot addresses"
-            ),
-            Err(e) => tracing::warn!("cannot close connections left on slot addresses: {e}"),
-        }
+        close_connections(&all, "slot addresses by a previous run");
         Ok(())
     }
 
@@ -232,10 +219,10 @@ impl State {
                 self.add_addresses(&spec);
             }
             Job::Extend { spec, fence_at } => self.make_live(&spec, fence_at),
-            Job::Drop { spec, was_live, close, why } => {
-                self.drop_addresses(&spec, was_live, why);
-                if close {
-                    close_connections(&spec);
+            Job::Drop { spec, was_live, reason } => {
+                self.drop_addresses(&spec, was_live, reason.as_str());
+                if reason.slot_gone() {
+                    close_connections(&addrs(&spec), &format!("slot {}'s addresses", spec.id));
                 }
             }
             Job::Crash => {

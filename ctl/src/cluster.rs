@@ -31,7 +31,12 @@ pub fn render(r: &pb::ClusterReply) -> String {
         };
         let matched = m.matched_index.map_or_else(|| "-".to_string(), |x| x.to_string());
         let lag = m.lag.map_or_else(|| "-".to_string(), |x| x.to_string());
-        let status = if m.down { "down" } else { "up" };
+        let status = match (m.down, m.departed, m.leaving) {
+            (true, _, _) => "down",
+            (_, true, _) => "left",
+            (_, _, true) => "leaving",
+            _ => "up",
+        };
         let _ = writeln!(
             o,
             "{:<6} {:<22} {:<8} {:>9} {:>6} {:<6}",
@@ -77,6 +82,10 @@ pub struct MemberJson {
     pub lag: Option<u64>,
     /// Declared down by the leader.
     pub down: bool,
+    /// Stopping: waits for its turn to leave (or took it).
+    pub leaving: bool,
+    /// Took its turn to leave and is not back yet.
+    pub departed: bool,
 }
 
 impl From<&pb::ClusterReply> for ClusterJson {
@@ -99,6 +108,8 @@ impl From<&pb::ClusterReply> for ClusterJson {
                     matched_index: m.matched_index,
                     lag: m.lag,
                     down: m.down,
+                    leaving: m.leaving,
+                    departed: m.departed,
                 })
                 .collect(),
         }

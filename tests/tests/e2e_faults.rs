@@ -230,3 +230,111 @@ fn skewed_wall_clocks_expire_nothing_early_and_do_not_delay_a_failover() {
     );
     assert!(blackout < BACK_OFF_MS, "the failover took {blackout:.0} ms");
 }
+
+/// Every node told to stop at once (SIGTERM to all three, as `docker-compose restart` or an
+/// impatient rolling upgrade does), each restarted by a supervisor the moment it exits: the
+/// members leave one at a time (gatehouse_core::leaving), each once the one before is back,
+/// so the cluster keeps its quorum and slot 1 always has a live owner. The client sees only
+/// switchovers: the same session and inner address, no second login, no refused reconnect,
+/// and never two hosts answering ARP for the slot address.
+#[test]
+fn stopping_every_node_at_once_restarts_them_one_by_one_and_the_client_stays() {
+    if !require_root("stopping_every_node_at_once_restarts_them_one_by_one_and_the_client_stays") {
+        return;
+    }
+    let (topo, mut cluster, mut oc, ip) = connected_to_slot_1("fltall", 6);
+    let before = session(&cluster, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let pings = dir.path().join("ping.txt");
+    let mut ping = start_ping(&topo, &pings);
+    let arp = ArpProbe::start(&topo, topo.slot_ip(1));
+    std::thread::sleep(Duration::from_secs(1));
+    let t0 = gatehouse_tests::clock::epoch_secs();
+    for i in 1..=3 {
+        cluster.signal(i, "TERM").unwrap();
+    }
+    // The supervisor: restart each node as soon as it exits. Each round looks at readiness
+    // before exits, so a node that came back and one that left in the same 20 ms count in
+    // that order.
+    let mut events: Vec<(f64, usize, &str)> = Vec::new();
+    let mut restarted = [false; 3];
+    let mut back = [false; 3];
+    let done = gatehouse_tests::clock::poll_until(
+        Duration::from_secs(60),
+        Duration::from_millis(20),
+        || {
+            let now = gatehouse_tests::clock::epoch_secs() - t0;
+            for i in 1..=3 {
+                if restarted[i - 1] && !back[i - 1] && cluster.is_ready(i) {
+                    back[i - 1] = true;
+                    events.push((now, i, "back"));
+                }
+            }
+            for i in 1..=3 {
+                if !restarted[i - 1] && cluster.exited(i) {
+                    events.push((now, i, "exited"));
+                    cluster.spawn(i).unwrap();
+                    restarted[i - 1] = true;
+                }
+            }
+            back.iter().all(|b| *b).then_some(())
+        },
+    );
+    eprintln!("every node stopped at once: {events:?}");
+    assert!(done.is_some(), "not every node stopped and came back: {events:?}");
+    // One away at a time: exited, back, exited, back, exited, back.
+    let kinds: Vec<&str> = events.iter().map(|e| e.2).collect();
+    assert_eq!(kinds, ["exited", "back", "exited", "back", "exited", "back"], "{events:?}");
+    for pair in events.chunks(2) {
+        assert_eq!(
+            pair[0].1, pair[1].1,
+            "the node that came back is the one that left: {events:?}"
+        );
+    }
+    for i in 1..=3 {
+        assert!(
+            cluster.log(i).contains("my turn to leave the cluster"),
+            "node {i} left without its turn:\n{}",
+            gatehouse_tests::openconnect::tail(&cluster.log(i), 40)
+        );
+    }
+    // Wait for the slot to settle on one live owner.
+    let owner = gatehouse_tests::clock::poll_until(
+        Duration::from_secs(20),
+        Duration::from_millis(100),
+        || {
+            let h = topo.holders(topo.slot_ip(1));
+            (h.len() == 1).then(|| h[0])
+        },
+    )
+    .expect("slot 1 has one holder after the restarts");
+    let resumed = gatehouse_tests::clock::poll_until(
+        Duration::from_secs(20),
+        Duration::from_millis(200),
+        || {
+            let s = cluster.sessions_json(owner).ok()?;
+            let s = s["sessions"].as_array()?.first()?.clone();
+            (s["tunnels"][0]["node"] == owner as u64).then_some(s)
+        },
+    )
+    .expect("the session's tunnel is on the slot's owner");
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = ping.kill();
+    let _ = ping.wait();
+    let macs = arp.stop();
+    let blackout = max_gap_ms(&pings, t0);
+    let moves = owner_changes(&macs);
+    eprintln!(
+        "every node stopped at once: blackout {blackout:.0} ms (largest gap between ping replies, \
+         10 ms interval); slot 1 moved {moves} time(s); {} ARP replies",
+        macs.len()
+    );
+    assert_eq!(oc.count_event("connect"), 1, "openconnect logged in again");
+    assert_eq!(oc.wait_event("reconnect", CONNECT), Some(ip), "same inner address");
+    assert_eq!(resumed["index"], before["index"], "same session index");
+    assert_eq!(resumed["assigned_ip"], before["assigned_ip"]);
+    assert!(!macs.is_empty(), "the slot address answered ARP");
+    assert_eq!(doubly_answered(&macs), Vec::<String>::new(), "probes two hosts answered");
+    assert!(moves <= 2, "slot 1 moved more than twice: {macs:?}");
+    assert!(blackout < BACK_OFF_MS, "openconnect was refused and backed off: {blackout:.0} ms");
+}

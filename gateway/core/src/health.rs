@@ -130,10 +130,9 @@ pub fn newly_silent<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::time::UnixMillis;
 
     fn member(id: u64, heartbeats: u64) -> Member {
-        Member { id, last_heartbeat: UnixMillis(0), heartbeats, down_since: None }
+        Member { id, heartbeats, ..Member::default() }
     }
 
     #[test]

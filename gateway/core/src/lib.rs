@@ -5,6 +5,7 @@
 
 pub mod cluster_time;
 pub mod health;
+pub mod leaving;
 pub mod placement;
 pub mod policy;
 pub mod pool;
@@ -21,9 +22,9 @@ pub use session::{
     Counters, EndReason, ParentSession, TokenHash, TunnelId, TunnelKind, TunnelRecord,
 };
 pub use sessiondb::{
-    AttachTunnel, Attached, Command, DetachTunnel, Detached, EndSessions, Ended, Endings, Expire,
-    Heartbeat, LoggedIn, Member, NewSession, NodeDown, Outcome, OutcomeMismatch, Proposal,
-    Rejection, SessionDb, SlotChange, SlotRef,
+    AttachTunnel, Attached, Command, Depart, DetachTunnel, Detached, EndSessions, Ended, Endings,
+    Expire, Heartbeat, LoggedIn, Member, NewSession, NodeDown, Outcome, OutcomeMismatch, Proposal,
+    RaftStops, Rejection, SessionDb, SlotChange, SlotRef,
 };
 pub use slot::{Slot, SlotCommand, SlotRefusal, SlotSpec, SlotTable};
 pub use time::{MonoMillis, UnixMillis};

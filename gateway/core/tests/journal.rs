@@ -161,7 +161,7 @@ fn sessions_per_slot_and_active_sessions_follow_every_change_without_a_scan() {
     db.apply(&d(ta2));
     assert_eq!(db.active_count(), 2);
     // Node 2 goes silent: its tunnel goes, its session becomes inactive.
-    db.apply(&Heartbeat { at: UnixMillis(1_000), node: 2 }.into());
+    db.apply(&Heartbeat { at: UnixMillis(1_000), node: 2, leaving: false }.into());
     db.apply(&NodeDown { at: UnixMillis(9_000), node: 2, seen_heartbeats: 1 }.into());
     assert_eq!(db.active_count(), 1);
     end(&mut db, 9_100, b);

@@ -390,9 +390,9 @@ fn a_silent_node_is_declared_down_and_its_sessions_become_inactive() {
     let mut db = SessionDb::new();
     let (index, addr) = login(&mut db, 0, "alice", 1, timers(1800, Some(60), None, 3));
     let id = tunnel_of(&attach(&mut db, 1 * S, 1, "198.51.100.7", 40000));
-    db.apply(&Command::Heartbeat(Heartbeat { at: UnixMillis(2 * S), node: 1 }));
+    db.apply(&Command::Heartbeat(Heartbeat { at: UnixMillis(2 * S), node: 1, leaving: false }));
     // The leader judged node 1 silent at its first heartbeat; the second committed since.
-    db.apply(&Command::Heartbeat(Heartbeat { at: UnixMillis(3 * S), node: 1 }));
+    db.apply(&Command::Heartbeat(Heartbeat { at: UnixMillis(3 * S), node: 1, leaving: false }));
     let down = |at: u64, seen_heartbeats: u64| {
         Command::NodeDown(NodeDown { at: UnixMillis(at), node: 1, seen_heartbeats })
     };
@@ -412,7 +412,7 @@ fn a_silent_node_is_declared_down_and_its_sessions_become_inactive() {
     assert_eq!(db.get(index).unwrap().inactive_since, None);
     let m: Vec<_> = db.members().collect();
     assert_eq!(m[0].down_since, Some(UnixMillis(5 * S)));
-    db.apply(&Command::Heartbeat(Heartbeat { at: UnixMillis(11 * S), node: 1 }));
+    db.apply(&Command::Heartbeat(Heartbeat { at: UnixMillis(11 * S), node: 1, leaving: false }));
     assert_eq!(db.members().next().unwrap().down_since, None, "a heartbeat brings it back");
 }
 
@@ -440,4 +440,37 @@ fn a_replayed_login_names_the_session_it_made_and_other_token_reuse_is_refused()
         }));
         assert_eq!(o, Outcome::Rejected(Rejection::UnknownToken), "{user} at {at}");
     }
+}
+
+#[test]
+fn members_that_all_stop_at_once_leave_one_at_a_time() {
+    let mut db = SessionDb::new();
+    let beat = |node: u64, leaving: bool, at: u64| {
+        Command::Heartbeat(Heartbeat { at: UnixMillis(at * S), node, leaving })
+    };
+    let depart = |node: u64| Command::Depart(Depart { at: UnixMillis(0), node });
+    for n in 1..=3 {
+        db.apply(&beat(n, false, 1));
+    }
+    // `docker-compose restart`: all three are told to stop.
+    for n in 1..=3 {
+        db.apply(&beat(n, true, 2));
+    }
+    assert_eq!(db.apply(&depart(1)), Outcome::Departed);
+    assert_eq!(db.apply(&depart(1)), Outcome::Departed, "a retried turn is granted again");
+    assert_eq!(db.apply(&depart(2)), Outcome::Rejected(Rejection::MemberAway));
+    // Node 1's last heartbeat before it stops still says it is leaving: not back yet.
+    db.apply(&beat(1, true, 3));
+    assert_eq!(db.apply(&depart(3)), Outcome::Rejected(Rejection::MemberAway));
+    // Node 1 is back (its new start's heartbeat): the next may go, and only one.
+    db.apply(&beat(1, false, 5));
+    assert_eq!(db.apply(&depart(3)), Outcome::Departed);
+    assert_eq!(db.apply(&depart(2)), Outcome::Rejected(Rejection::MemberAway));
+    db.apply(&beat(3, false, 8));
+    assert_eq!(db.apply(&depart(2)), Outcome::Departed);
+    let flags: Vec<_> = db.members().map(|m| (m.id, m.leaving, m.departed)).collect();
+    assert_eq!(flags, vec![(1, false, false), (2, true, true), (3, false, false)]);
+    // The state survives a snapshot.
+    let back: SessionDb = serde_json::from_str(&serde_json::to_string(&db).unwrap()).unwrap();
+    assert_eq!(back, db);
 }

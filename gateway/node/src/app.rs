@@ -111,12 +111,17 @@ pub async fn run(cfg: Config) -> Result<()> {
     tokio::spawn(sessions::follow_endings(node.db.clone(), node.tunnels.clone()));
     tokio::spawn(sessions::run_session_timers(node.db.clone()));
     tokio::spawn(sessions::run_gauges(node.db.clone()));
+    let (leaving_tx, leaving_rx) = tokio::sync::watch::channel(false);
     control.spawn(crate::cluster::membership::run_member_duties(
         node.db.clone(),
         node.tunnels.clone(),
         node.clock,
         node.cfg.cluster.clone(),
+        leaving_rx,
     ));
+    if let Some(c) = node.cfg.cluster.clone() {
+        control.spawn(crate::cluster::membership::call_elections(node.db.clone(), c));
+    }
     let slots_task = control
         .spawn(crate::slots::run(node.slots.clone()))
         .context("control-plane runtime stopped")?;
@@ -150,6 +155,11 @@ pub async fn run(cfg: Config) -> Result<()> {
         how => how,
     };
     tracing::info!(?how, "stopping");
+    // A cluster member leaves in turn (gatehouse_core::leaving): when every node stops at
+    // once, one goes while the others hold the quorum and the slots, the next once it is back.
+    if let Some(c) = node.cfg.cluster.as_ref() {
+        crate::cluster::membership::leave_in_turn(&node.db, &leaving_tx, c.leave_wait).await;
+    }
     // Slots first: a stopping cluster member moves its clients to the standbys as a
     // switchover does (its tunnels then close behind the fence, unheard).
     crate::slots::hand_over(&node.slots, Duration::from_secs(2)).await;
@@ -169,7 +179,15 @@ pub async fn run(cfg: Config) -> Result<()> {
         t.abort();
     }
     let db = node.db.clone();
-    let _ = control.run(async move { db.shutdown().await }).await;
+    let cluster = node.cfg.cluster.clone();
+    let _ = control
+        .run(async move {
+            if let Some(c) = cluster {
+                crate::cluster::membership::stop_leading(&db, &c).await;
+            }
+            db.shutdown().await
+        })
+        .await;
     Ok(())
 }
 

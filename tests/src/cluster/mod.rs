@@ -238,6 +238,21 @@ peers = [{peers}]
         Ok(())
     }
 
+    /// Whether node `i` logged "ready" for its latest start (see [`wait_ready`](Self::wait_ready)).
+    pub fn is_ready(&self, i: usize) -> bool {
+        self.log(i).matches("gatehouse node ready").count() >= self.starts[i - 1] as usize
+    }
+
+    /// Whether node `i`'s process has exited; an exited process is reaped and forgotten (the
+    /// node then counts as not running, as after [`kill`](Self::kill)).
+    pub fn exited(&mut self, i: usize) -> bool {
+        let done = matches!(self.nodes[i - 1].as_mut().map(|c| c.try_wait()), Some(Ok(Some(_))));
+        if done {
+            self.nodes[i - 1] = None;
+        }
+        done
+    }
+
     /// SIGKILL node `i`.
     pub fn kill(&mut self, i: usize) {
         if let Some(mut c) = self.nodes[i - 1].take() {

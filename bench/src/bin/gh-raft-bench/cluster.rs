@@ -59,6 +59,7 @@ impl Cluster {
                 heartbeat: HEARTBEAT,
                 node_down_after: NODE_DOWN_AFTER,
                 write_timeout: WRITE_TIMEOUT,
+                leave_wait: std::time::Duration::ZERO,
                 raft_heartbeat: ClusterConfig::RAFT_HEARTBEAT,
                 election_timeout: ClusterConfig::ELECTION_TIMEOUT,
             };

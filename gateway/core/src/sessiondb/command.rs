@@ -94,6 +94,34 @@ pub struct Heartbeat {
     pub at: UnixMillis,
     /// The node.
     pub node: u64,
+    /// The node is stopping and waits for its turn to leave ([`crate::leaving`]); `false`
+    /// from a node that (re)started also ends its last departure.
+    #[serde(default)]
+    pub leaving: bool,
+}
+
+/// The Raft leader `node` is leaving and stops Raft once this commits: `successor` (then the
+/// other members) calls the election as soon as the others will vote ([`crate::leaving`])
+/// rather than waiting for an election timeout, so no other slot's lease lapses meanwhile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RaftStops {
+    /// Proposer's timestamp.
+    pub at: UnixMillis,
+    /// The leader.
+    pub node: u64,
+    /// The follower whose log the leader saw furthest along (it can win the election).
+    #[serde(default)]
+    pub successor: Option<u64>,
+}
+
+/// A stopping member takes its turn to leave the cluster ([`crate::leaving`]): granted to one
+/// member at a time, refused while another member that departed has not come back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Depart {
+    /// Proposer's timestamp.
+    pub at: UnixMillis,
+    /// The node.
+    pub node: u64,
 }
 
 /// The leader saw no heartbeat from `node` commit for its `node_down_after`: its tunnels are
@@ -147,6 +175,10 @@ pub enum Command {
     Slot(SlotChange),
     /// A session timer expired.
     Expire(Expire),
+    /// A stopping member's turn to leave.
+    Depart(Depart),
+    /// The leaving Raft leader stops Raft.
+    RaftStops(RaftStops),
 }
 
 impl Command {
@@ -161,6 +193,8 @@ impl Command {
             Command::NodeDown(c) => c.at,
             Command::Slot(c) => c.at,
             Command::Expire(c) => c.at,
+            Command::Depart(c) => c.at,
+            Command::RaftStops(c) => c.at,
         }
     }
 }
@@ -184,4 +218,6 @@ into_command!(
     NodeDown => NodeDown,
     SlotChange => Slot,
     Expire => Expire,
+    Depart => Depart,
+    RaftStops => RaftStops,
 );

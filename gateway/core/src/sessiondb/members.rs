@@ -1,5 +1,6 @@
-//! Cluster members as the session db sees them: heartbeats, and the leader's verdict that a
-//! silent member is down (which detaches its tunnels, so their sessions' timers run).
+//! Cluster members as the session db sees them: heartbeats, the leader's verdict that a
+//! silent member is down (which detaches its tunnels, so their sessions' timers run), and a
+//! stopping member's turn to leave ([`crate::leaving`]).
 
 use super::outcome::Rejection;
 use super::SessionDb;
@@ -8,7 +9,7 @@ use crate::time::UnixMillis;
 use serde::{Deserialize, Serialize};
 
 /// A cluster member as the session db sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
     /// Node id.
     pub id: u64,
@@ -20,19 +21,52 @@ pub struct Member {
     pub heartbeats: u64,
     /// Set when the leader declared it down; cleared by its next heartbeat.
     pub down_since: Option<UnixMillis>,
+    /// Its last heartbeat said it is stopping and waits for its turn to leave.
+    #[serde(default)]
+    pub leaving: bool,
+    /// It took its turn to leave ([`Depart`](crate::Depart)) and has not come back (a
+    /// heartbeat that is not `leaving` clears it): no other member may leave meanwhile.
+    #[serde(default)]
+    pub departed: bool,
+    /// It led Raft when it left and stops Raft now ([`RaftStops`](crate::RaftStops)).
+    #[serde(default)]
+    pub raft_stopping: bool,
+    /// Who calls the election first when it stops Raft.
+    #[serde(default)]
+    pub raft_successor: Option<u64>,
 }
 
 impl SessionDb {
-    pub(super) fn heartbeat(&mut self, at: UnixMillis, node: u64) {
-        let m = self.members.entry(node).or_insert(Member {
-            id: node,
-            last_heartbeat: at,
-            heartbeats: 0,
-            down_since: None,
-        });
+    pub(super) fn heartbeat(&mut self, at: UnixMillis, node: u64, leaving: bool) {
+        let m = self.members.entry(node).or_insert(Member { id: node, ..Member::default() });
         m.last_heartbeat = m.last_heartbeat.max(at);
         m.heartbeats += 1;
         m.down_since = None;
+        m.leaving = leaving;
+        if !leaving {
+            m.departed = false;
+            m.raft_stopping = false;
+            m.raft_successor = None;
+        }
+    }
+
+    /// `node` takes its turn to leave: refused while another member that departed has not
+    /// come back, so members that all stop at once (`docker-compose restart`) leave one by
+    /// one and the cluster keeps its quorum and a home for every slot.
+    pub(super) fn depart(&mut self, node: u64) -> Result<(), Rejection> {
+        if self.members.values().any(|m| m.departed && m.id != node) {
+            return Err(Rejection::MemberAway);
+        }
+        let m = self.members.entry(node).or_insert(Member { id: node, ..Member::default() });
+        m.leaving = true;
+        m.departed = true;
+        Ok(())
+    }
+
+    pub(super) fn raft_stops(&mut self, node: u64, successor: Option<u64>) {
+        let m = self.members.entry(node).or_insert(Member { id: node, ..Member::default() });
+        m.raft_stopping = true;
+        m.raft_successor = successor;
     }
 
     pub(super) fn node_down(
@@ -64,12 +98,7 @@ impl SessionDb {
             }
             self.reindex(index, before);
         }
-        let m = self.members.entry(node).or_insert(Member {
-            id: node,
-            last_heartbeat: UnixMillis(0),
-            heartbeats: 0,
-            down_since: None,
-        });
+        let m = self.members.entry(node).or_insert(Member { id: node, ..Member::default() });
         m.down_since.get_or_insert(at);
         Ok(detached)
     }

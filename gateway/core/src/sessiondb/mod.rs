@@ -15,8 +15,8 @@ pub mod members;
 pub mod outcome;
 
 pub use command::{
-    AttachTunnel, Command, DetachTunnel, EndSessions, Expire, Heartbeat, NewSession, NodeDown,
-    SlotChange, SlotRef,
+    AttachTunnel, Command, Depart, DetachTunnel, EndSessions, Expire, Heartbeat, NewSession,
+    NodeDown, RaftStops, SlotChange, SlotRef,
 };
 pub use journal::{Ended, Endings, ENDED_JOURNAL_LEN};
 pub use members::Member;
@@ -141,8 +141,16 @@ impl SessionDb {
                 Outcome::Ended { indices: indices.collect() }
             }
             Command::Heartbeat(c) => {
-                self.heartbeat(c.at, c.node);
+                self.heartbeat(c.at, c.node, c.leaving);
                 Outcome::Alive
+            }
+            Command::Depart(c) => match self.depart(c.node) {
+                Ok(()) => Outcome::Departed,
+                Err(r) => Outcome::Rejected(r),
+            },
+            Command::RaftStops(c) => {
+                self.raft_stops(c.node, c.successor);
+                Outcome::Departed
             }
             Command::NodeDown(c) => match self.node_down(c.at, c.node, c.seen_heartbeats) {
                 Ok(detached) => Outcome::NodeDown { detached },

@@ -5,7 +5,8 @@
 //! never matches arms its command cannot produce.
 
 use super::command::{
-    AttachTunnel, DetachTunnel, EndSessions, Expire, Heartbeat, NewSession, NodeDown, SlotChange,
+    AttachTunnel, Depart, DetachTunnel, EndSessions, Expire, Heartbeat, NewSession, NodeDown,
+    RaftStops, SlotChange,
 };
 use super::Command;
 use crate::session::TunnelId;
@@ -34,6 +35,8 @@ pub enum Rejection {
     Slot(SlotRefusal),
     /// A datagram tunnel needs the session's ssl tunnel first (DESIGN.md §2.2).
     NoSslTunnel,
+    /// Another member departed and has not come back yet ([`crate::leaving`]).
+    MemberAway,
 }
 
 impl Rejection {
@@ -48,6 +51,7 @@ impl Rejection {
             Rejection::ReconnectNotAllowed => "Reconnect not allowed by group policy",
             Rejection::NodeAlive => "Node is alive",
             Rejection::NoSslTunnel => "Datagram tunnel without an ssl tunnel",
+            Rejection::MemberAway => "Another member left and is not back yet",
             Rejection::Slot(SlotRefusal::NoSuchSlot) => "No such slot",
             Rejection::Slot(SlotRefusal::StaleEpoch) => "Slot moved to another node",
             Rejection::Slot(SlotRefusal::Held) => "Slot lease still held",
@@ -136,6 +140,8 @@ pub enum Outcome {
         /// Epoch.
         epoch: u64,
     },
+    /// A member's turn to leave was granted, or a leaving leader's stop recorded.
+    Departed,
     /// A node was declared down; these tunnels were detached.
     NodeDown {
         /// Detached tunnels.
@@ -170,6 +176,7 @@ impl Outcome {
             Outcome::Detached { .. } => "Detached",
             Outcome::Alive => "Alive",
             Outcome::Slot { .. } => "Slot",
+            Outcome::Departed => "Departed",
             Outcome::NodeDown { .. } => "NodeDown",
             Outcome::Ended { .. } => "Ended",
             Outcome::Rejected(_) => "Rejected",
@@ -264,6 +271,28 @@ impl Proposal for Heartbeat {
     fn accepted(o: Outcome) -> Result<(), OutcomeMismatch> {
         match o {
             Outcome::Alive => Ok(()),
+            o => mismatch(Self::KIND, &o),
+        }
+    }
+}
+
+impl Proposal for Depart {
+    type Reply = ();
+    const KIND: &'static str = "Depart";
+    fn accepted(o: Outcome) -> Result<(), OutcomeMismatch> {
+        match o {
+            Outcome::Departed => Ok(()),
+            o => mismatch(Self::KIND, &o),
+        }
+    }
+}
+
+impl Proposal for RaftStops {
+    type Reply = ();
+    const KIND: &'static str = "RaftStops";
+    fn accepted(o: Outcome) -> Result<(), OutcomeMismatch> {
+        match o {
+            Outcome::Departed => Ok(()),
             o => mismatch(Self::KIND, &o),
         }
     }

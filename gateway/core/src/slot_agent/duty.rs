@@ -4,6 +4,7 @@
 
 use super::{lapsed, ProposalResult, SlotAction};
 use crate::health::{healthy_members, MemberSilence, Silence};
+use crate::leaving::successor_pool;
 use crate::slot::successor;
 use crate::time::{MonoMillis, UnixMillis};
 use crate::{Member, SlotSpec, SlotTable};
@@ -89,7 +90,8 @@ impl Duty {
             if s.epoch == 0 && phase.settling && !phase.healthy.contains(&s.spec.preferred_owner) {
                 continue;
             }
-            let Some(to) = successor(s, &phase.healthy, &phase.owned) else { continue };
+            let pool = successor_pool(&phase.healthy, cfg.members, s.owner.or(s.released_by));
+            let Some(to) = successor(s, &pool, &phase.owned) else { continue };
             return Some(SlotAction::ProposeAssign {
                 slot: id,
                 node: to,

@@ -51,7 +51,7 @@ pub(crate) fn agent(me: u64, specs: &[SlotSpec]) -> SlotAgent {
 }
 
 pub(crate) fn member(id: u64, heartbeats: u64) -> Member {
-    Member { id, last_heartbeat: wall(0), heartbeats, down_since: None }
+    Member { id, last_heartbeat: wall(0), heartbeats, ..Member::default() }
 }
 
 pub(crate) fn follower() -> ClusterView {

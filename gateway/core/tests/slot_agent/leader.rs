@@ -2,7 +2,7 @@
 
 use crate::fixtures::*;
 use gatehouse_core::slot_agent::{Now, ProposalResult, SlotAction};
-use gatehouse_core::{MonoMillis, SlotCommand, SlotTable, UnixMillis};
+use gatehouse_core::{Member, MonoMillis, SlotCommand, SlotTable, UnixMillis};
 
 #[test]
 fn leader_assigns_a_lapsed_slot_one_millisecond_after_its_renewals_stop_moving() {
@@ -121,6 +121,31 @@ fn released_slot_is_not_handed_back_to_the_node_that_released_it() {
     for (two, to) in [(member(2, 1), 2), (standby_down, 3)] {
         let mut a = agent(3, &specs);
         a.handle_table(at(20), &t, leader(vec![member(1, 1), two, member(3, 1)]));
+        a.handle_timeout(at(20));
+        let acts = drain(&mut a);
+        assert!(
+            matches!(acts[..], [SlotAction::ProposeAssign { slot: 1, node, from: Some(1), .. }] if node == to),
+            "{acts:?}"
+        );
+    }
+}
+
+#[test]
+fn a_released_slot_goes_to_a_member_that_stays_rather_than_to_one_leaving() {
+    // Node 1 hands slot 1 over as it stops; its standby 2 is stopping too (every node was
+    // told to stop at once): the slot goes to 3, which stays, not to 2, which leaves soon.
+    let specs = [spec(1, 1, 2)];
+    let mut t = defined(&specs);
+    assign(&mut t, 0, 1, 1);
+    t.apply(wall(10), 0, &SlotCommand::Release { slot: 1, node: 1, epoch: 1 }).unwrap();
+    let leaving = |mut m: Member| {
+        m.leaving = true;
+        m
+    };
+    for (three, to) in [(member(3, 1), 3), (leaving(member(3, 1)), 2)] {
+        let mut a = agent(3, &specs);
+        let members = vec![leaving(member(1, 1)), leaving(member(2, 1)), three];
+        a.handle_table(at(20), &t, leader(members));
         a.handle_timeout(at(20));
         let acts = drain(&mut a);
         assert!(

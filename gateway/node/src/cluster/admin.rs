@@ -24,9 +24,8 @@ pub fn show(db: &SessionStore) -> pb::ClusterReply {
         .unwrap_or_default();
     let membership = m.membership_config.membership();
     let voters: BTreeSet<u64> = membership.voter_ids().collect();
-    let heartbeats: std::collections::BTreeMap<u64, (u64, bool)> = db.read(|db| {
-        db.members().map(|mm| (mm.id, (mm.last_heartbeat.0, mm.down_since.is_some()))).collect()
-    });
+    let heartbeats: std::collections::BTreeMap<u64, gatehouse_core::Member> =
+        db.read(|db| db.members().map(|mm| (mm.id, mm.clone())).collect());
     let members = membership
         .nodes()
         .map(|(id, n): (&u64, &BasicNode)| {
@@ -37,8 +36,10 @@ pub fn show(db: &SessionStore) -> pb::ClusterReply {
                 voter: voters.contains(id),
                 matched_index: matched.get(id).copied(),
                 lag: matched.get(id).map(|x| last.saturating_sub(*x)),
-                last_heartbeat_unix_ms: hb.map(|h| h.0),
-                down: hb.is_some_and(|h| h.1),
+                last_heartbeat_unix_ms: hb.map(|h| h.last_heartbeat.0),
+                down: hb.is_some_and(|h| h.down_since.is_some()),
+                leaving: hb.is_some_and(|h| h.leaving),
+                departed: hb.is_some_and(|h| h.departed),
             }
         })
         .collect();

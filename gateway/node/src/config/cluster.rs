@@ -28,6 +28,9 @@ pub struct ClusterConfig {
     pub node_down_after: Duration,
     /// A write that has not committed after this long fails (e.g. in a minority partition).
     pub write_timeout: Duration,
+    /// How long a stopping member waits for its turn to leave (`gatehouse_core::leaving`)
+    /// before it leaves without one.
+    pub leave_wait: Duration,
     /// How often the Raft leader sends heartbeats (AppendEntries) to the followers.
     pub raft_heartbeat: Duration,
     /// Followers wait a random time in `[min, max)` beyond openraft's leader lease (`max`)
@@ -136,6 +139,7 @@ pub(super) fn parse(
                 heartbeat: d("cluster.heartbeat", &c.heartbeat, 1000)?,
                 node_down_after: d("cluster.node_down_after", &c.node_down_after, 3000)?,
                 write_timeout: d("cluster.write_timeout", &c.write_timeout, 3000)?,
+                leave_wait: d("cluster.leave_wait", &c.leave_wait, 8000)?,
             })
         }
     })

@@ -54,6 +54,7 @@ pub(super) struct RawCluster {
     pub(super) heartbeat: Option<String>,
     pub(super) node_down_after: Option<String>,
     pub(super) write_timeout: Option<String>,
+    pub(super) leave_wait: Option<String>,
     pub(super) raft_heartbeat: Option<String>,
     pub(super) election_timeout_min: Option<String>,
     pub(super) election_timeout_max: Option<String>,

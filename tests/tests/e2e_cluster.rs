@@ -269,7 +269,15 @@ fn a_removed_node_added_back_catches_up() {
                 let l = among.iter().find_map(|n| cluster.leader(*n))?;
                 match cluster.ctl(l, args) {
                     Ok(out) => Some((l, out)),
-                    Err(e) if e.to_string().contains("the leader is") => None,
+                    // "the leader is N", or openraft's "has to forward request to: None"
+                    // while an election runs.
+                    Err(e)
+                        if ["the leader is", "forward request to"]
+                            .iter()
+                            .any(|m| e.to_string().contains(m)) =>
+                    {
+                        None
+                    }
                     Err(e) => panic!("{args:?} on node {l}: {e:#}"),
                 }
             },

@@ -8,7 +8,9 @@
 # and drill, from the last frame the session heard before its drop to its re-attach; each
 # session probes with a DPD request every PROBE_MS), openconnect blackout p50 / p99 / max
 # (largest gap between ping replies in each drill), sessions before -> after, lost,
-# re-logins, not back.
+# re-logins, not back, and dual-owner probes: an ARP request for slot 1's address every 10 ms
+# from the client container (gh-arp-probe) all through the drills, counting the probes that
+# two hosts answered (the goal is 0).
 #
 #   sudo bash bench/compose-failover.sh                                   # every fault, 20 drills
 #   sudo FAULTS="kill" DRILLS=5 bash bench/compose-failover.sh
@@ -98,6 +100,15 @@ for f in "$DIR"/*/node.toml; do
     && sed -i 's/^simultaneous_logins.*/simultaneous_logins = 100000/' "$f" \
     || sed -i 's/^\[\[group_policy\]\]$/[[group_policy]]\nsimultaneous_logins = 100000/' "$f"
 done
+# Slot 1 holds every session: a /24 slice (253 addresses) is too small past 250 sessions.
+# Give it 10.99.128.0/21 (2,046 addresses, inside the default pool) and room in its capacity,
+# and route the new slice at the lan host.
+if [ $((SESSIONS + OC)) -gt 250 ]; then
+  for f in "$DIR"/*/node.toml; do
+    sed -i 's|^pool = "10.99.1.0/24"|pool = "10.99.128.0/21"|; s|^capacity = 1000$|capacity = 4000|' "$f"
+  done
+  sed -i 's|^10.99.1.0/24 |10.99.128.0/21 |' "$DIR/lan/routes"
+fi
 "${CS[@]}" up >&2
 for i in 1 2 3; do for _ in $(seq 120); do ready "$i" && break; sleep 1; done; done
 for _ in $(seq 120); do [ "$(owner 2 2>/dev/null)" = 1 ] && break; sleep 1; done
@@ -131,8 +142,8 @@ for k in $(seq "$OC"); do
   cx "grep -q ' connect ' /run/oc-$k.events" || { say "openconnect $k did not connect:"; cx "tail -20 /run/oc-$k.log" >&2; exit 1; }
 done
 
-echo "| fault | drills | gh-fleet sessions: blackout p50 / p99 / max ms | openconnect: blackout p50 / p99 / max ms | sessions before → after | lost | re-logins | not back |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| fault | drills | gh-fleet sessions: blackout p50 / p99 / max ms | openconnect: blackout p50 / p99 / max ms | sessions before → after | lost | re-logins | not back | dual-owner probes |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for fault in $FAULTS; do
   secs=$((180 + DRILLS * 40))
   cxd "echo \$\$ > /tmp/fleet.pid; FLEET_PROBE_MS=$PROBE_MS exec gh-fleet $SLOT:443 demo '$PW' $SESSIONS $secs 16 > /tmp/fleet.json 2> /tmp/fleet.err"
@@ -145,6 +156,7 @@ for fault in $FAULTS; do
     ip=$(cx "awk '\$2 == \"connect\" {print \$3}' /run/oc-$k.events | head -1")
     cxd "echo \$\$ > /run/ping-$k.pid; exec ping -n -D -i 0.01 -W 1 -I $ip $LAN > /run/ping-$k.txt 2>&1"
   done
+  cxd "echo \$\$ > /tmp/arp.pid; exec gh-arp-probe eth0 $GATEHOUSE_NET_PUBLIC.50 $SLOT $secs > /tmp/arp.txt 2> /tmp/arp.err"
   sleep 1
   before=$(sessions)
   starts=()
@@ -202,7 +214,11 @@ for fault in $FAULTS; do
   cx 'kill -INT $(read p < /tmp/fleet.pid; echo $p)' || true
   for _ in $(seq 60); do cx 'test -s /tmp/fleet.json' 2>/dev/null && break; sleep 1; done
   for k in $(seq "$OC"); do cx "kill -INT \$(cat /run/ping-$k.pid)" || true; done
+  cx 'kill -INT $(cat /tmp/arp.pid)' || true
   sleep 0.5
+  # Probes answered by two different hardware addresses; replies seen, to show it probed.
+  arp_replies=$(cx 'wc -l < /tmp/arp.txt')
+  dual=$(cx 'cat /tmp/arp.txt' | awk '{print $2, $3}' | sort -u | awk '{print $1}' | uniq -d | wc -l)
   docker cp "$client:/tmp/fleet.json" "$DIR/fleet.json"
   json=$(cat "$DIR/fleet.json")
   lost=$(jq -r '.lost' <<< "$json"); pending=$(jq -r '.pending' <<< "$json")
@@ -238,6 +254,6 @@ for fault in $FAULTS; do
   done
   oc_row="$(pcts "$DIR/oc-blackouts") ($OC × $DRILLS)"
   [ "$OC" = 0 ] && oc_row="–"
-  echo "| $fault | $DRILLS | $fleet_row | $oc_row | $before → $after | $lost | $relogins | $pending |"
-  cx 'rm -f /tmp/fleet.json /tmp/fleet.err /tmp/fleet.pid' || true
+  echo "| $fault | $DRILLS | $fleet_row | $oc_row | $before → $after | $lost | $relogins | $pending | $dual (of $arp_replies replies) |"
+  cx 'rm -f /tmp/fleet.json /tmp/fleet.err /tmp/fleet.pid /tmp/arp.txt /tmp/arp.pid' || true
 done

@@ -148,6 +148,7 @@ impl Driver {
                     let Some(spec) = self.spec(slot) else { continue };
                     let job = match reason {
                         AddReason::TakeOver => {
+                            self.node.local_slots.note_take_over(self.node.clock.mono());
                             Job::TakeOver { clients: self.clients(&spec), spec, epoch, fence_at }
                         }
                         AddReason::Restore => {

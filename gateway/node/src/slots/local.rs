@@ -5,8 +5,10 @@
 use super::worker;
 use crate::db::ProposeError;
 use gatehouse_core::slot_agent::{AddressView, SlotMoved};
+use gatehouse_core::MonoMillis;
 use gatehouse_core::{Rejection, SlotRef};
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use tokio::sync::{mpsc, oneshot};
 
@@ -14,6 +16,8 @@ use tokio::sync::{mpsc, oneshot};
 #[derive(Default)]
 pub struct LocalSlots {
     view: Mutex<AddressView>,
+    /// When this node last took a slot over (monotonic ms; 0: never).
+    taken_over_at: AtomicU64,
     driver: Mutex<Option<Handles>>,
 }
 
@@ -44,6 +48,15 @@ impl LocalSlots {
     /// Ids of the slots whose addresses are on this node.
     pub fn live(&self) -> Vec<u32> {
         lock(&self.view).live()
+    }
+
+    /// When this node last took a slot over, if it did.
+    pub fn last_take_over(&self) -> Option<MonoMillis> {
+        Some(self.taken_over_at.load(Ordering::Relaxed)).filter(|t| *t > 0).map(MonoMillis)
+    }
+
+    pub(super) fn note_take_over(&self, at: MonoMillis) {
+        self.taken_over_at.store(at.0.max(1), Ordering::Relaxed);
     }
 
     pub(super) fn publish(&self, view: AddressView) {

@@ -53,6 +53,9 @@ pub struct SlotCtx {
     pub stopping: watch::Receiver<Stopping>,
 }
 
+/// How long after taking a slot over a stopping node waits before it hands its slots on.
+const SETTLE_AFTER_TAKE_OVER: std::time::Duration = std::time::Duration::from_millis(1500);
+
 /// A stopping node hands every slot it owns over (a graceful switchover each, bounded by
 /// `limit` in all) before anything else stops: its addresses are fenced before its tunnels
 /// close, so its clients hear no FIN or TERMINATE, only the new owner's tickle a moment later —
@@ -67,6 +70,21 @@ pub async fn hand_over(node: &SlotCtx, limit: std::time::Duration) {
             .filter(|id| db.slots().get(*id).is_some_and(|s| s.owner == Some(me)))
             .collect()
     });
+    // Clients that followed a slot here a moment ago may still be reconnecting (TLS, CONNECT,
+    // the attach's commit). Moving the slot on now would leave them on a connection whose
+    // close the fence swallows, with no tunnel record for the next owner to tickle: when
+    // every node restarts at once, the member that took the first one's slots leaves next.
+    if let (false, Some(at)) = (owned.is_empty(), node.local_slots.last_take_over()) {
+        let since = node.clock.mono().since(at);
+        if since < SETTLE_AFTER_TAKE_OVER {
+            let rest = SETTLE_AFTER_TAKE_OVER - since;
+            tracing::info!(
+                ?rest,
+                "letting clients that just moved here attach before handing over"
+            );
+            tokio::time::sleep(rest).await;
+        }
+    }
     let all = async {
         for &slot in &owned {
             match switch(node, slot).await {

@@ -2,6 +2,7 @@
 //! exposition text served in plain HTTP.
 
 use anyhow::{Context, Result};
+use gatehouse_proto::http;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -49,13 +50,13 @@ pub async fn serve_on(l: tokio::net::TcpListener, handle: PrometheusHandle) -> R
                 // Closed, too long, broken or too slow: no answer.
                 _ => return,
             }
-            let body = h.render();
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
+            let answer = http::response(
+                200,
+                "OK",
+                &[("Content-Type", "text/plain; version=0.0.4"), ("Connection", "close")],
+                h.render().as_bytes(),
             );
-            let _ = s.write_all(head.as_bytes()).await;
-            let _ = s.write_all(body.as_bytes()).await;
+            let _ = s.write_all(&answer).await;
             let _ = s.shutdown().await;
         });
     }

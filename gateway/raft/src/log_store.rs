@@ -233,10 +233,11 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for SledLogStore<C> {
         // One batch: sled applies it atomically, so a crash never leaves a hole inside it.
         let mut batch = sled::Batch::default();
         let mut added = 0u64;
-        let mut indexes = Vec::new();
+        // The entries of one append are contiguous: their first and last index say which.
+        let mut span: Option<(u64, u64)> = None;
         for entry in entries {
             let log_id = entry.get_log_id();
-            indexes.push(log_id.index);
+            span = Some((span.map_or(log_id.index, |s| s.0), log_id.index));
             let bytes = serde_json::to_vec(&entry)
                 .map_err(|e| StorageIOError::write_log_entry(log_id.clone(), &e))?;
             added += bytes.len() as u64;
@@ -244,8 +245,8 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for SledLogStore<C> {
         }
         self.logs.apply_batch(batch).map_err(|e| StorageIOError::write_logs(&e))?;
         self.bytes.fetch_add(added, Ordering::Relaxed);
-        if let Some(at) = arrived {
-            self.arrivals.record(indexes, at);
+        if let (Some(at), Some((first, last))) = (arrived, span) {
+            self.arrivals.record(first..=last, at);
         }
         // Acknowledge only what is on disk.
         match self.flush().await {

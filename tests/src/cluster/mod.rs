@@ -228,9 +228,8 @@ peers = [{peers}]
 
     /// Wait until node `i` logged "ready" for its latest start.
     pub fn wait_ready(&self, i: usize) -> Result<()> {
-        let want = self.starts[i - 1] as usize;
         let ok = poll_until(Duration::from_secs(40), Duration::from_millis(50), || {
-            (self.log(i).matches("gatehouse node ready").count() >= want).then_some(())
+            self.is_ready(i).then_some(())
         });
         if ok.is_none() {
             bail!("node {i} not ready; log:\n{}", crate::openconnect::tail(&self.log(i), 60));

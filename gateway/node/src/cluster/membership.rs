@@ -198,8 +198,13 @@ pub async fn call_elections(db: SessionStore, cluster: ClusterConfig) {
     let mut applied = db.applied();
     let mut called_for: Option<(u64, u64)> = None;
     while applied.changed().await.is_ok() {
+        // Every commit wakes this loop: look no further unless a leader said it stops Raft.
+        if !db.read(|db| db.members().any(|m| m.raft_stopping)) {
+            continue;
+        }
         let (leader, term) = {
-            let m = db.raft().metrics().borrow().clone();
+            let m = db.raft().metrics();
+            let m = m.borrow();
             (m.current_leader, m.current_term)
         };
         let Some(leader) = leader.filter(|l| *l != me) else { continue };
